@@ -1,0 +1,33 @@
+# npmir: the two commands a fresh machine needs are `make demo` and `make test`.
+GO ?= go
+BIN := bin/npmir
+VERDACCIO := testdata/verdaccio/node_modules/.bin/verdaccio
+
+.PHONY: build test lint bench demo deps fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/npmir
+
+# deps installs the pinned Verdaccio 6.8.0 from the committed lockfile (npm ci); the tests
+# start it on 127.0.0.1 themselves.
+deps: $(VERDACCIO)
+$(VERDACCIO): testdata/verdaccio/package-lock.json
+	cd testdata/verdaccio && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo: deps build
+	$(GO) run ./internal/testenv/cmd/demo
+
+clean:
+	rm -rf bin
