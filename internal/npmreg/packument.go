@@ -6,6 +6,7 @@ package npmreg
 import (
 	"encoding/json"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -116,4 +117,47 @@ func PathEscape(name string) string {
 		}
 	}
 	return url.PathEscape(name)
+}
+
+// LastKnownGood returns the highest version not in bad that was published before the earliest bad
+// one. Prereleases are passed over unless nothing else qualifies: a tag must not fall back to a
+// beta by accident. It reports false when no such version exists.
+func (p *Packument) LastKnownGood(bad []string) (string, bool) {
+	if len(bad) == 0 {
+		return "", false
+	}
+	earliest, haveEarliest := p.PublishedAt(bad[0])
+	for _, b := range bad[1:] {
+		if t, ok := p.PublishedAt(b); ok && (!haveEarliest || t.Before(earliest)) {
+			earliest, haveEarliest = t, true
+		}
+	}
+	var candidates, pre []string
+	for _, v := range p.SortedVersions() {
+		if slices.Contains(bad, v) {
+			continue
+		}
+		if p.Versions[v] != nil && p.Versions[v].Deprecated != "" {
+			continue
+		}
+		if haveEarliest {
+			if t, ok := p.PublishedAt(v); !ok || !t.Before(earliest) {
+				continue
+			}
+		} else if !VersionLess(v, bad[0]) {
+			continue
+		}
+		if strings.Contains(v, "-") {
+			pre = append(pre, v)
+		} else {
+			candidates = append(candidates, v)
+		}
+	}
+	if len(candidates) > 0 {
+		return candidates[len(candidates)-1], true
+	}
+	if len(pre) > 0 {
+		return pre[len(pre)-1], true
+	}
+	return "", false
 }

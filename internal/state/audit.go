@@ -1,0 +1,240 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+)
+
+// AuditRecord is one line of audit.jsonl. Each line carries the SHA-256 of the previous line's
+// bytes, so deleting or editing a line breaks the chain (`npmir audit verify` finds where).
+type AuditRecord struct {
+	Seq      int       `json:"seq"`
+	Time     time.Time `json:"time"`
+	Incident string    `json:"incident"`
+	Event    string    `json:"event"` // plan, started, done, failed, manual, approval, evidence, note
+	Op       string    `json:"op,omitempty"`
+	Stage    string    `json:"stage,omitempty"`
+	Step     string    `json:"step,omitempty"`
+	Changed  *bool     `json:"changed,omitempty"`
+	Detail   string    `json:"detail,omitempty"`
+	Actor    string    `json:"actor,omitempty"`
+	Prev     string    `json:"prev_sha256"`
+}
+
+// Audit is an open audit log. Appends are durable when they return; concurrent appends share
+// one fsync.
+type Audit struct {
+	path string
+	now  func() time.Time
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	f       *os.File
+	seq     int
+	prev    string
+	pending [][]byte
+	flushed int // seq durable so far
+	writing bool
+	err     error
+	done    map[string]AuditRecord // op id → its "done" record
+}
+
+const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// OpenAudit opens (creating) the log, verifies its chain and remembers which ops it already
+// records as done, so a resumed run never records a mutation twice.
+func OpenAudit(path string) (*Audit, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	a := &Audit{path: path, now: time.Now, f: f, prev: genesis, done: map[string]AuditRecord{}}
+	a.cond = sync.NewCond(&a.mu)
+	torn, err := dropTornTail(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	recs, last, err := readChain(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.Event == "done" {
+			a.done[r.Op] = r
+		}
+		a.seq = r.Seq
+	}
+	a.flushed = a.seq
+	if last != "" {
+		a.prev = last
+	}
+	if torn > 0 {
+		if err := a.Append(AuditRecord{Event: "note", Detail: fmt.Sprintf("discarded an incomplete last line of %d bytes (a crash mid-append; it was never acknowledged)", torn)}); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// dropTornTail truncates bytes after the last newline: an append a crash cut short. Such a line
+// was never acknowledged to anyone, so the chain is intact without it.
+func dropTornTail(f *os.File) (int64, error) {
+	data, err := os.ReadFile(f.Name())
+	if err != nil {
+		return 0, err
+	}
+	end := int64(bytes.LastIndexByte(data, '\n') + 1)
+	torn := int64(len(data)) - end
+	if torn == 0 {
+		return 0, nil
+	}
+	if err := f.Truncate(end); err != nil {
+		return 0, err
+	}
+	_, err = f.Seek(0, io.SeekStart)
+	return torn, err
+}
+
+// ChainError says where an audit log's hash chain breaks.
+type ChainError struct {
+	Path string
+	Line int
+	Msg  string
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("audit log %s: line %d: %s (the log was edited or truncated)", e.Path, e.Line, e.Msg)
+}
+
+// VerifyAudit checks a log's chain and returns its records.
+func VerifyAudit(path string) ([]AuditRecord, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, _, err := readChain(f)
+	return recs, err
+}
+
+func readChain(r io.Reader) ([]AuditRecord, string, error) {
+	br := bufio.NewReader(r)
+	prev := genesis
+	var recs []AuditRecord
+	name := ""
+	if f, ok := r.(*os.File); ok {
+		name = f.Name()
+	}
+	if f, ok := r.(*os.File); ok {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, "", err
+		}
+	}
+	for line := 1; ; line++ {
+		b, err := br.ReadBytes('\n')
+		if len(b) == 0 && errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, "", err
+		}
+		if !bytes.HasSuffix(b, []byte("\n")) {
+			// A torn last line from a crash mid-append: it was never acknowledged, so it is
+			// not part of the chain. Report it rather than silently accepting it.
+			return nil, "", &ChainError{Path: name, Line: line, Msg: "incomplete last line"}
+		}
+		var rec AuditRecord
+		if err := json.Unmarshal(b, &rec); err != nil {
+			return nil, "", &ChainError{Path: name, Line: line, Msg: "not JSON: " + err.Error()}
+		}
+		if rec.Prev != prev {
+			return nil, "", &ChainError{Path: name, Line: line, Msg: "prev_sha256 does not match the previous line"}
+		}
+		sum := sha256.Sum256(b)
+		prev = hex.EncodeToString(sum[:])
+		recs = append(recs, rec)
+	}
+	if len(recs) == 0 {
+		return nil, "", nil
+	}
+	return recs, prev, nil
+}
+
+// DoneRecord returns the op's "done" record, if the log has one.
+func (a *Audit) DoneRecord(op string) (AuditRecord, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.done[op]
+	return r, ok
+}
+
+// Append adds a record and returns once it is on disk.
+func (a *Audit) Append(rec AuditRecord) error {
+	a.mu.Lock()
+	if a.err != nil {
+		err := a.err
+		a.mu.Unlock()
+		return err
+	}
+	a.seq++
+	rec.Seq = a.seq
+	rec.Time = a.now().UTC()
+	rec.Prev = a.prev
+	b, err := json.Marshal(rec)
+	if err != nil {
+		a.mu.Unlock()
+		return err
+	}
+	b = append(b, '\n')
+	sum := sha256.Sum256(b)
+	a.prev = hex.EncodeToString(sum[:])
+	a.pending = append(a.pending, b)
+	if rec.Event == "done" {
+		a.done[rec.Op] = rec
+	}
+	mine := rec.Seq
+	for a.flushed < mine && a.err == nil {
+		if a.writing {
+			a.cond.Wait()
+			continue
+		}
+		a.writing = true
+		batch := a.pending
+		a.pending = nil
+		upto := a.seq
+		a.mu.Unlock()
+		err := a.writeBatch(batch)
+		a.mu.Lock()
+		a.writing = false
+		if err != nil {
+			a.err = fmt.Errorf("append to audit log %s: %w", a.path, err)
+		} else {
+			a.flushed = upto
+		}
+		a.cond.Broadcast()
+	}
+	err = a.err
+	a.mu.Unlock()
+	return err
+}
+
+func (a *Audit) writeBatch(batch [][]byte) error {
+	if _, err := a.f.Write(bytes.Join(batch, nil)); err != nil {
+		return err
+	}
+	return a.f.Sync()
+}
+
+// Close closes the log.
+func (a *Audit) Close() error { return a.f.Close() }

@@ -1,0 +1,190 @@
+// Package steps holds the step kinds a runbook can use (`uses: npm.deprecate`), one file per
+// stage. A kind turns one runbook step into concrete Ops against live read-only provider calls,
+// applies an Op idempotently, and checks whether an Op has landed (the resume path). Kinds
+// compose providers (npmreg, github, mirror, notify); they never import the engine.
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/npmir/npmir/internal/incident"
+	"github.com/npmir/npmir/internal/npmreg"
+	"github.com/npmir/npmir/internal/runbook"
+)
+
+// Op is one concrete mutation (or manual action) with a stable id: the same incident planned
+// twice yields the same ids, which is what lets a resume match work already done.
+type Op struct {
+	ID          string          `json:"id"`
+	Stage       string          `json:"stage"`
+	Step        string          `json:"step"`
+	Kind        string          `json:"kind"`
+	Key         string          `json:"key"` // ops sharing a key run one after another, in plan order
+	Description string          `json:"description"`
+	Target      string          `json:"target"`
+	Params      json.RawMessage `json:"params,omitempty"`
+	// Manual, when set, marks an action npmir cannot take: it says what a person must do.
+	Manual string `json:"manual,omitempty"`
+}
+
+// Result is what applying an op did.
+type Result struct {
+	Changed bool   `json:"changed"`
+	Summary string `json:"summary"`
+}
+
+// StepPlan is one step expanded: its ops, notes for the responder, or why it is skipped.
+type StepPlan struct {
+	Ops   []Op
+	Notes []string
+	Skip  string
+}
+
+// Info describes a kind for validation and `npmir runbook show`.
+type Info struct {
+	Name     string
+	Summary  string
+	Provider string // npm, github, mirror, notify, local
+	Params   []runbook.Param
+}
+
+// Kind is a step kind.
+type Kind interface {
+	Info() Info
+	Plan(ctx context.Context, env *Env, step Step) (StepPlan, error)
+	// Apply performs op. It must be idempotent: applying what is already in place is a no-op
+	// reported with Changed=false.
+	Apply(ctx context.Context, env *Env, op Op) (Result, error)
+	// Check reports whether op has landed, and the result to record when it has (the same
+	// result Apply would have returned), so an op interrupted after its write is not repeated.
+	Check(ctx context.Context, env *Env, op Op) (Result, bool, error)
+}
+
+// Step is a runbook step with its stage.
+type Step struct {
+	Stage string
+	runbook.Step
+}
+
+// Env is everything a kind may use. Providers left nil are not configured.
+type Env struct {
+	Spec *incident.Spec
+	NPM  *npmreg.Client
+	// Targets are the resolved packages (filled by Resolve before planning).
+	Targets []*Target
+	// Fault is the fault-injection hook (NPMIR_FAULT); kinds call it at "mid" between an op's
+	// read and its write. Never nil.
+	Fault func(point string)
+	Now   func() time.Time
+	// IncidentDir is the incident folder (state, audit, evidence).
+	IncidentDir string
+	DryRun      bool
+}
+
+// Target is a package under containment, resolved against the registry.
+type Target struct {
+	Name      string
+	Bad       []string // bad versions, ascending
+	KnownGood string   // "" when none exists
+	// KnownGoodFrom says where KnownGood came from: "override" or "derived".
+	KnownGoodFrom string
+	Packument     *npmreg.Packument
+}
+
+// IsBad reports whether v is one of the target's bad versions.
+func (t *Target) IsBad(v string) bool { return slices.Contains(t.Bad, v) }
+
+var registry = map[string]Kind{}
+
+func register(k Kind) { registry[k.Info().Name] = k }
+
+// Lookup returns a kind by name.
+func Lookup(name string) (Kind, bool) {
+	k, ok := registry[name]
+	return k, ok
+}
+
+// Kinds lists every kind, sorted by name.
+func Kinds() []Kind {
+	names := make([]string, 0, len(registry))
+	for n := range registry {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]Kind, len(names))
+	for i, n := range names {
+		out[i] = registry[n]
+	}
+	return out
+}
+
+// RunbookLookup adapts the registry for runbook validation.
+func RunbookLookup(uses string) (runbook.KindInfo, bool) {
+	k, ok := registry[uses]
+	if !ok {
+		return runbook.KindInfo{}, false
+	}
+	return runbook.KindInfo{Params: k.Info().Params}, true
+}
+
+// pending is a kind planned for a later npmir release: it shows in the plan as skipped with its
+// reason instead of silently disappearing.
+type pending struct {
+	info  Info
+	issue string
+}
+
+func (p pending) Info() Info { return p.info }
+func (p pending) Plan(context.Context, *Env, Step) (StepPlan, error) {
+	return StepPlan{Skip: "not available yet in this npmir version (" + p.issue + "); do this step by hand"}, nil
+}
+func (p pending) Apply(context.Context, *Env, Op) (Result, error) {
+	return Result{}, fmt.Errorf("%s is not available yet", p.info.Name)
+}
+func (p pending) Check(context.Context, *Env, Op) (Result, bool, error) { return Result{}, false, nil }
+
+func init() {
+	for _, k := range []pending{
+		{Info{Name: "github.disable-release-workflows", Provider: "github", Summary: "disable the workflows that can publish to npm and cancel their running jobs"}, "GitHub Actions adapter"},
+		{Info{Name: "github.remove-rogue-runners", Provider: "github", Summary: "remove self-hosted runners the worm registered (SHA1HULUD) and injected workflows"}, "GitHub Actions adapter"},
+		{Info{Name: "github.rotate-secrets", Provider: "github", Summary: "delete the npm tokens stored as CI secrets so they can be re-issued"}, "GitHub Actions adapter"},
+		{Info{Name: "mirror.quarantine", Provider: "mirror", Summary: "quarantine the bad versions cached in Artifactory, Nexus or Verdaccio mirrors"}, "mirror adapters"},
+		{Info{Name: "npm.remove-maintainer", Provider: "npm", Summary: "remove the compromised account from each affected package's owners"}, "npm revoke stage"},
+		{Info{Name: "npm.require-2fa", Provider: "npm", Summary: "require 2FA for publishing and refuse tokens that bypass it"}, "npm revoke stage"},
+		{Info{Name: "npm.revoke-tokens", Provider: "npm", Summary: "revoke the identity's npm tokens and prove they are refused"}, "npm revoke stage"},
+		{Info{Name: "npm.review-trusted-publishers", Provider: "npm", Summary: "list trusted-publisher (OIDC) configurations and remove those not allowed"}, "npm revoke stage"},
+		{Info{Name: "npm.verify", Provider: "npm", Summary: "compare suspect versions with the last known-good and preserve evidence"}, "verify stage"},
+		{Info{Name: "inventory.scan", Provider: "local", Summary: "find every lockfile and SBOM that pins a bad version", Params: []runbook.Param{{Name: "paths", Type: "strings", Doc: "folders or files to scan"}}}, "inventory stage"},
+		{Info{Name: "rebuild.pin-known-good", Provider: "local", Summary: "propose overrides/resolutions pinning the known-good version"}, "rebuild stage"},
+		{Info{Name: "notify.advisory", Provider: "notify", Summary: "publish an advisory to downstream teams"}, "notify stage"},
+	} {
+		register(k)
+	}
+}
+
+// replacePending lets a real kind take over a name first registered as pending.
+func replacePending(k Kind) { registry[k.Info().Name] = k }
+
+// escapeID keeps op ids one path-like token per part: a scoped name's slash is encoded, as the
+// registry encodes it, so ids stay stable and unambiguous.
+func escapeID(s string) string { return strings.ReplaceAll(s, "/", "%2f") }
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func needNPM(env *Env) string {
+	if env.NPM == nil {
+		return "provider not configured: npm registry"
+	}
+	return ""
+}
