@@ -37,6 +37,8 @@ type File struct {
 	SchemaVersion int            `json:"schema_version"`
 	Incident      *incident.Spec `json:"incident"`
 	Runbook       RunbookRef     `json:"runbook"`
+	Registry      string         `json:"registry,omitempty"`
+	Targets       []Target       `json:"targets,omitempty"`
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
 	Steps         []Step         `json:"steps"`
@@ -50,6 +52,14 @@ type RunbookRef struct {
 	Digest string `json:"digest"`
 }
 
+// Target is a resolved package: its bad versions and the version the freeze falls back to.
+type Target struct {
+	Package       string   `json:"package"`
+	Bad           []string `json:"bad_versions"`
+	KnownGood     string   `json:"known_good,omitempty"`
+	KnownGoodFrom string   `json:"known_good_from,omitempty"`
+}
+
 // Step is one runbook step as planned: its ops are in File.Ops; a skipped step says why.
 type Step struct {
 	Stage    string   `json:"stage"`
@@ -60,6 +70,8 @@ type Step struct {
 	Notes    []string `json:"notes,omitempty"`
 	Approval bool     `json:"approval,omitempty"`
 	Approved bool     `json:"approved,omitempty"`
+	// ContinueOnError lets later ops run when one of this step's ops fails.
+	ContinueOnError bool `json:"continue_on_error,omitempty"`
 }
 
 // Op is one mutation (or one manual action) and its progress.

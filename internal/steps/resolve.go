@@ -61,4 +61,3 @@ func Resolve(ctx context.Context, env *Env) error {
 	}
 	return nil
 }
-

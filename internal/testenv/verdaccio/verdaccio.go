@@ -110,6 +110,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
 	var lastErr error
 	for try := 0; try < 5; try++ {
 		port, err := freePort()

@@ -1,0 +1,224 @@
+package steps
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/npmir/npmir/internal/runbook"
+)
+
+// The freeze stage: stop new installs of the bad versions without deleting them. Deletion breaks
+// reproducible builds and destroys evidence; moving dist-tags and deprecating does neither.
+
+func init() {
+	replacePending(rollbackDistTags{})
+	replacePending(deprecate{})
+}
+
+type distTagParams struct {
+	Package string   `json:"package"`
+	Tag     string   `json:"tag"`
+	From    string   `json:"from"`
+	To      string   `json:"to"`
+	Bad     []string `json:"bad"`
+}
+
+type rollbackDistTags struct{}
+
+func (rollbackDistTags) Info() Info {
+	return Info{Name: "npm.rollback-dist-tags", Provider: "npm",
+		Summary: "move every dist-tag that points at a bad version back to the last known-good version",
+		Params:  []runbook.Param{{Name: "tags", Type: "strings", Doc: "only these tags (default: every tag on a bad version)"}},
+	}
+}
+
+func (rollbackDistTags) Plan(_ context.Context, env *Env, step Step) (StepPlan, error) {
+	if r := needNPM(env); r != "" {
+		return StepPlan{Skip: r}, nil
+	}
+	only := stringsParam(step.With, "tags")
+	var sp StepPlan
+	for _, t := range env.Targets {
+		tags := make([]string, 0, len(t.Packument.DistTags))
+		for tag := range t.Packument.DistTags {
+			tags = append(tags, tag)
+		}
+		slices.Sort(tags)
+		moved := 0
+		for _, tag := range tags {
+			cur := t.Packument.DistTags[tag]
+			if !t.IsBad(cur) || (len(only) > 0 && !slices.Contains(only, tag)) {
+				continue
+			}
+			moved++
+			op := Op{
+				ID:    "npm/dist-tag/" + escapeID(t.Name) + "/" + tag,
+				Stage: step.Stage, Step: step.ID, Kind: "npm.rollback-dist-tags",
+				Key:    "npm:" + t.Name,
+				Target: t.Name,
+			}
+			if t.KnownGood == "" {
+				op.Description = fmt.Sprintf("%s: dist-tag %s points at bad %s and no known-good version precedes it", t.Name, tag, cur)
+				op.Manual = fmt.Sprintf("publish a clean version of %s (for example a patch built from the last trusted commit) and run `npm dist-tag add %s@<clean> %s`, or unpublish %s@%s if the registry still allows it (npmjs: within 72 hours); then re-run with --known-good", t.Name, t.Name, tag, t.Name, cur)
+			} else {
+				op.Description = fmt.Sprintf("move %s of %s from %s to %s", tag, t.Name, cur, t.KnownGood)
+				op.Params = mustJSON(distTagParams{Package: t.Name, Tag: tag, From: cur, To: t.KnownGood, Bad: t.Bad})
+			}
+			sp.Ops = append(sp.Ops, op)
+		}
+		if moved == 0 {
+			sp.Notes = append(sp.Notes, fmt.Sprintf("%s: no dist-tag points at a bad version (%s)", t.Name, formatTags(t.Packument.DistTags)))
+		}
+	}
+	return sp, nil
+}
+
+func (rollbackDistTags) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
+	var p distTagParams
+	if err := json.Unmarshal(op.Params, &p); err != nil {
+		return Result{}, err
+	}
+	tags, err := env.NPM.DistTags(ctx, p.Package)
+	if err != nil {
+		return Result{}, fmt.Errorf("read dist-tags of %s: %w", p.Package, err)
+	}
+	cur := tags[p.Tag]
+	switch {
+	case cur == p.To:
+		return Result{Summary: fmt.Sprintf("%s of %s already at %s", p.Tag, p.Package, p.To)}, nil
+	case cur != "" && !slices.Contains(p.Bad, cur):
+		// Someone moved the tag to a version that is not bad since the plan was made (a
+		// maintainer published a fix, say): overwriting their decision would be wrong.
+		return Result{Summary: fmt.Sprintf("left alone: %s of %s now points at %s, which is not a bad version", p.Tag, p.Package, cur)}, nil
+	}
+	env.Fault("mid")
+	if err := env.NPM.SetDistTag(ctx, p.Package, p.Tag, p.To); err != nil {
+		return Result{}, fmt.Errorf("move %s of %s to %s: %w", p.Tag, p.Package, p.To, err)
+	}
+	return distTagDone(p), nil
+}
+
+func distTagDone(p distTagParams) Result {
+	return Result{Changed: true, Summary: fmt.Sprintf("moved %s of %s from %s to %s", p.Tag, p.Package, p.From, p.To)}
+}
+
+func (rollbackDistTags) Check(ctx context.Context, env *Env, op Op) (Result, bool, error) {
+	var p distTagParams
+	if err := json.Unmarshal(op.Params, &p); err != nil {
+		return Result{}, false, err
+	}
+	tags, err := env.NPM.DistTags(ctx, p.Package)
+	if err != nil {
+		return Result{}, false, err
+	}
+	return distTagDone(p), tags[p.Tag] == p.To, nil
+}
+
+type deprecateParams struct {
+	Package string `json:"package"`
+	Version string `json:"version"`
+	Message string `json:"message"`
+}
+
+type deprecate struct{}
+
+// DefaultDeprecationMessage is used when the runbook step gives none.
+const DefaultDeprecationMessage = "npmir incident {incident}: {package}@{version} was published from a compromised maintainer account; do not install it, use {known_good}"
+
+func (deprecate) Info() Info {
+	return Info{Name: "npm.deprecate", Provider: "npm",
+		Summary: "deprecate every bad version with a message naming the incident and the version to use",
+		Params: []runbook.Param{{Name: "message", Type: "string",
+			Doc: "template; {incident}, {package}, {version} and {known_good} are filled in"}},
+	}
+}
+
+func (deprecate) Plan(_ context.Context, env *Env, step Step) (StepPlan, error) {
+	if r := needNPM(env); r != "" {
+		return StepPlan{Skip: r}, nil
+	}
+	tmpl, _ := step.With["message"].(string)
+	if tmpl == "" {
+		tmpl = DefaultDeprecationMessage
+	}
+	var sp StepPlan
+	for _, t := range env.Targets {
+		good := t.KnownGood
+		if good == "" {
+			good = "a version published before the compromise"
+		}
+		for _, v := range t.Bad {
+			msg := strings.NewReplacer("{incident}", env.Spec.ID, "{package}", t.Name, "{version}", v, "{known_good}", good).Replace(tmpl)
+			sp.Ops = append(sp.Ops, Op{
+				ID:    "npm/deprecate/" + escapeID(t.Name) + "/" + v,
+				Stage: step.Stage, Step: step.ID, Kind: "npm.deprecate",
+				Key:         "npm:" + t.Name,
+				Target:      t.Name,
+				Description: fmt.Sprintf("deprecate %s@%s: %q", t.Name, v, msg),
+				Params:      mustJSON(deprecateParams{Package: t.Name, Version: v, Message: msg}),
+			})
+		}
+	}
+	return sp, nil
+}
+
+func (deprecate) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
+	var p deprecateParams
+	if err := json.Unmarshal(op.Params, &p); err != nil {
+		return Result{}, err
+	}
+	if _, landed, err := (deprecate{}).Check(ctx, env, op); err != nil {
+		return Result{}, err
+	} else if landed {
+		return Result{Summary: fmt.Sprintf("%s@%s already deprecated with this message", p.Package, p.Version)}, nil
+	}
+	env.Fault("mid")
+	if _, err := env.NPM.Deprecate(ctx, p.Package, p.Version, p.Message); err != nil {
+		return Result{}, fmt.Errorf("deprecate %s@%s: %w", p.Package, p.Version, err)
+	}
+	return deprecateDone(p), nil
+}
+
+func deprecateDone(p deprecateParams) Result {
+	return Result{Changed: true, Summary: fmt.Sprintf("deprecated %s@%s", p.Package, p.Version)}
+}
+
+func (deprecate) Check(ctx context.Context, env *Env, op Op) (Result, bool, error) {
+	var p deprecateParams
+	if err := json.Unmarshal(op.Params, &p); err != nil {
+		return Result{}, false, err
+	}
+	pk, err := env.NPM.Packument(ctx, p.Package, true)
+	if err != nil {
+		return Result{}, false, fmt.Errorf("read %s: %w", p.Package, err)
+	}
+	v, ok := pk.Versions[p.Version]
+	return deprecateDone(p), ok && v.Deprecated == p.Message, nil
+}
+
+func stringsParam(with map[string]any, name string) []string {
+	list, _ := with[name].([]any)
+	var out []string
+	for _, e := range list {
+		if s, ok := e.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func formatTags(tags map[string]string) string {
+	keys := make([]string, 0, len(tags))
+	for k := range tags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + tags[k]
+	}
+	return strings.Join(parts, ", ")
+}
