@@ -71,8 +71,8 @@ func randomBase64(n int) []byte {
 // high-entropy bun_environment.js and a discussion-triggered workflow on a self-hosted runner.
 func shaiHulud2Like(good npmpkg.Package, v string, payloadBytes int) npmpkg.Package {
 	return withChange(good, v, map[string][]byte{
-		"setup_bun.js":       []byte("// npmir test fixture: inert stand-in\nconsole.log('setup')\n"),
-		"bun_environment.js": randomBase64(payloadBytes),
+		"setup_bun.js":                      []byte("// npmir test fixture: inert stand-in\nconsole.log('setup')\n"),
+		"bun_environment.js":                randomBase64(payloadBytes),
 		".github/workflows/discussion.yaml": []byte("name: Discussion\non:\n  discussion:\njobs:\n  process:\n    runs-on: self-hosted\n    steps:\n      - run: echo inert\n"),
 	}, map[string]any{"scripts": map[string]any{"test": "node test.js", "preinstall": "node setup_bun.js"}})
 }
