@@ -263,7 +263,7 @@ func Sniff(data []byte) Format {
 	if bytes.HasPrefix(d, []byte("lockfileVersion:")) || bytes.Contains(head, []byte("\nlockfileVersion:")) {
 		return FormatPnpmLock
 	}
-	if bytes.Contains(head, []byte("# yarn lockfile v1")) || bytes.Contains(head, []byte("\n__metadata:")) ||
+	if bytes.Contains(head, []byte("# yarn lockfile v1")) || bytes.Contains(head, []byte(`by running "yarn install"`)) || bytes.Contains(head, []byte("\n__metadata:")) ||
 		bytes.HasPrefix(d, []byte("__metadata:")) || looksLikeYarnEntry(head) {
 		return FormatYarnLock
 	}

@@ -7,57 +7,70 @@ import (
 	"strings"
 )
 
-// SBOMs are read with encoding/json: they are not the hot path (one per
-// repository at most, usually produced by a pipeline), and their schemas are
-// wide enough that a hand-written scanner would buy little.
+// SBOMs go through the same in-place JSON scanner as the lockfiles: an
+// organisation-wide sweep meets one per repository, and encoding/json spends
+// most of its time on fields (licences, hashes, properties) nobody reads here.
 
-type cdxComponent struct {
-	BOMRef     string         `json:"bom-ref"`
-	Name       string         `json:"name"`
-	Version    string         `json:"version"`
-	Purl       string         `json:"purl"`
-	Components []cdxComponent `json:"components"`
-}
-
-type cdxBOM struct {
-	BOMFormat string `json:"bomFormat"`
-	Metadata  struct {
-		Component *cdxComponent `json:"component"`
-	} `json:"metadata"`
-	Components   []cdxComponent `json:"components"`
-	Dependencies []struct {
-		Ref       string   `json:"ref"`
-		DependsOn []string `json:"dependsOn"`
-	} `json:"dependencies"`
+type cdxRef struct {
+	ref string
+	pkg int // index into pkgs, -1 for a component that is not an npm package
 }
 
 // parseCycloneDX lists every npm package URL in a CycloneDX JSON BOM, nested
 // components included. The BOM's own subject (metadata.component) is the
 // project, not a dependency; with a dependency graph it is the importer.
 func parseCycloneDX(data []byte, req *graphReq) ([]Package, error) {
-	var bom cdxBOM
-	if err := json.Unmarshal(data, &bom); err != nil {
-		return nil, jsonErr(data, err)
+	s := &jsonScanner{b: data}
+	if !s.topObject() {
+		return nil, s.err
 	}
-	if !strings.EqualFold(bom.BOMFormat, "CycloneDX") {
-		return nil, perr(1, "not a CycloneDX BOM (bomFormat %q)", bom.BOMFormat)
-	}
-	var pkgs []Package
-	refs := map[string]int{}
-	var walk func(cs []cdxComponent)
-	walk = func(cs []cdxComponent) {
-		for _, c := range cs {
-			if p, ok := purlPackage(c.Purl); ok {
-				pkgs = append(pkgs, p)
-				if c.BOMRef != "" {
-					refs[c.BOMRef] = len(pkgs) - 1
+	var (
+		pkgs    []Package
+		refs    = map[string]int{}
+		rootRef string
+		format  string
+		deps    [][]string // ref, dependsOn...
+		first   = true
+	)
+	for s.more(&first, '}') {
+		switch string(s.key()) {
+		case "bomFormat":
+			v, _ := s.strOrSkip()
+			format = string(v)
+		case "metadata":
+			if s.peek() != '{' {
+				s.skip()
+				continue
+			}
+			s.i++
+			f := true
+			for s.more(&f, '}') {
+				if string(s.key()) == "component" {
+					rootRef = cdxRootRef(s)
+				} else {
+					s.skip()
 				}
 			}
-			walk(c.Components)
+		case "components":
+			pkgs = cdxComponents(s, pkgs, refs)
+		case "dependencies":
+			if req == nil {
+				s.skip()
+				continue
+			}
+			deps = cdxDependencies(s)
+		default:
+			s.skip()
 		}
 	}
-	walk(bom.Components)
-	if req == nil || bom.Metadata.Component == nil || len(bom.Dependencies) == 0 {
+	s.end()
+	if s.err != nil {
+		return pkgs, s.err
+	}
+	if !strings.EqualFold(format, "CycloneDX") {
+		return pkgs, perr(1, "not a CycloneDX BOM (bomFormat %q)", format)
+	}
+	if req == nil || rootRef == "" || len(deps) == 0 {
 		return pkgs, nil
 	}
 	g := req.g
@@ -66,23 +79,124 @@ func parseCycloneDX(data []byte, req *graphReq) ([]Package, error) {
 	for i, p := range pkgs {
 		nodeOf[i] = g.add(gnode{pkg: p})
 	}
-	for _, d := range bom.Dependencies {
+	for _, d := range deps {
 		from := -1
-		if d.Ref == bom.Metadata.Component.BOMRef {
+		if d[0] == rootRef {
 			from = root
-		} else if i, ok := refs[d.Ref]; ok {
+		} else if i, ok := refs[d[0]]; ok {
 			from = nodeOf[i]
 		}
 		if from < 0 {
 			continue
 		}
-		for _, to := range d.DependsOn {
+		for _, to := range d[1:] {
 			if i, ok := refs[to]; ok {
 				g.nodes[from].deps = append(g.nodes[from].deps, nodeOf[i])
 			}
 		}
 	}
 	return pkgs, nil
+}
+
+func cdxRootRef(s *jsonScanner) string {
+	if s.peek() != '{' {
+		s.skip()
+		return ""
+	}
+	s.i++
+	ref := ""
+	f := true
+	for s.more(&f, '}') {
+		if string(s.key()) == "bom-ref" {
+			v, _ := s.strOrSkip()
+			ref = string(v)
+		} else {
+			s.skip()
+		}
+	}
+	return ref
+}
+
+// cdxComponents reads a components array, recursing into nested ones.
+func cdxComponents(s *jsonScanner, pkgs []Package, refs map[string]int) []Package {
+	if s.peek() != '[' {
+		s.skip()
+		return pkgs
+	}
+	s.i++
+	first := true
+	for s.more(&first, ']') {
+		if s.peek() != '{' {
+			s.skip()
+			continue
+		}
+		off := s.i
+		s.i++
+		var purl, ref []byte
+		f := true
+		for s.more(&f, '}') {
+			switch string(s.key()) {
+			case "purl":
+				purl, _ = s.strOrSkip()
+			case "bom-ref":
+				ref, _ = s.strOrSkip()
+			case "components":
+				pkgs = cdxComponents(s, pkgs, refs)
+			default:
+				s.skip()
+			}
+		}
+		if p, ok := purlPackage(string(purl)); ok {
+			p.off = off
+			pkgs = append(pkgs, p)
+			if len(ref) > 0 {
+				refs[string(ref)] = len(pkgs) - 1
+			}
+		}
+	}
+	return pkgs
+}
+
+func cdxDependencies(s *jsonScanner) [][]string {
+	var out [][]string
+	if s.peek() != '[' {
+		s.skip()
+		return nil
+	}
+	s.i++
+	first := true
+	for s.more(&first, ']') {
+		if s.peek() != '{' {
+			s.skip()
+			continue
+		}
+		s.i++
+		d := []string{""}
+		f := true
+		for s.more(&f, '}') {
+			switch string(s.key()) {
+			case "ref":
+				v, _ := s.strOrSkip()
+				d[0] = string(v)
+			case "dependsOn":
+				if s.peek() != '[' {
+					s.skip()
+					continue
+				}
+				s.i++
+				af := true
+				for s.more(&af, ']') {
+					if v, ok := s.strOrSkip(); ok {
+						d = append(d, string(v))
+					}
+				}
+			default:
+				s.skip()
+			}
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 // purlPackage reads pkg:npm/[%40scope/]name@version[?qualifiers][#subpath].
@@ -111,64 +225,130 @@ func purlPackage(purl string) (Package, bool) {
 	return p, true
 }
 
-type spdxDoc struct {
-	SPDXVersion string `json:"spdxVersion"`
-	Packages    []struct {
-		SPDXID       string `json:"SPDXID"`
-		Name         string `json:"name"`
-		VersionInfo  string `json:"versionInfo"`
-		ExternalRefs []struct {
-			ReferenceType    string `json:"referenceType"`
-			ReferenceLocator string `json:"referenceLocator"`
-		} `json:"externalRefs"`
-	} `json:"packages"`
-}
-
 // parseSPDX lists the npm packages of an SPDX 2.x JSON document, bare or
 // wrapped as GitHub's dependency-graph export ({"sbom": {...}}). A package
 // is npm when it has a pkg:npm purl, or, lacking one, when its name carries
 // GitHub's "npm:" prefix. GitHub's export links every package straight to
 // the repository, so SPDX findings say nothing about direct or transitive.
 func parseSPDX(data []byte) ([]Package, error) {
-	var wrapper struct {
-		SBOM *json.RawMessage `json:"sbom"`
-	}
-	body := data
-	if err := json.Unmarshal(data, &wrapper); err != nil {
-		return nil, jsonErr(data, err)
-	}
-	if wrapper.SBOM != nil {
-		body = *wrapper.SBOM
-	}
-	var doc spdxDoc
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, jsonErr(body, err)
-	}
-	if !strings.HasPrefix(doc.SPDXVersion, "SPDX-") {
-		return nil, perr(1, "not an SPDX document (spdxVersion %q)", doc.SPDXVersion)
+	s := &jsonScanner{b: data}
+	if !s.topObject() {
+		return nil, s.err
 	}
 	var pkgs []Package
-	for _, sp := range doc.Packages {
-		found := false
-		for _, r := range sp.ExternalRefs {
-			if strings.EqualFold(r.ReferenceType, "purl") {
-				if p, ok := purlPackage(r.ReferenceLocator); ok {
-					pkgs = append(pkgs, p)
-					found = true
-					break
+	version := ""
+	spdxBody(s, &pkgs, &version, true)
+	s.end()
+	if s.err != nil {
+		return pkgs, s.err
+	}
+	if !strings.HasPrefix(version, "SPDX-") {
+		return pkgs, perr(1, "not an SPDX document (spdxVersion %q)", version)
+	}
+	return pkgs, nil
+}
+
+// spdxBody reads the members of a document object (s is just inside it).
+func spdxBody(s *jsonScanner, pkgs *[]Package, version *string, top bool) {
+	first := true
+	for s.more(&first, '}') {
+		switch string(s.key()) {
+		case "sbom":
+			if top && s.peek() == '{' {
+				s.i++
+				spdxBody(s, pkgs, version, false)
+			} else {
+				s.skip()
+			}
+		case "spdxVersion":
+			v, _ := s.strOrSkip()
+			*version = string(v)
+		case "packages":
+			spdxPackages(s, pkgs)
+		default:
+			s.skip()
+		}
+	}
+}
+
+func spdxPackages(s *jsonScanner, pkgs *[]Package) {
+	if s.peek() != '[' {
+		s.skip()
+		return
+	}
+	s.i++
+	first := true
+	for s.more(&first, ']') {
+		if s.peek() != '{' {
+			s.skip()
+			continue
+		}
+		off := s.i
+		s.i++
+		var name, versionInfo string
+		var purls []string
+		f := true
+		for s.more(&f, '}') {
+			switch string(s.key()) {
+			case "name":
+				v, _ := s.strOrSkip()
+				name = string(v)
+			case "versionInfo":
+				v, _ := s.strOrSkip()
+				versionInfo = string(v)
+			case "externalRefs":
+				if s.peek() != '[' {
+					s.skip()
+					continue
 				}
+				s.i++
+				af := true
+				for s.more(&af, ']') {
+					if s.peek() != '{' {
+						s.skip()
+						continue
+					}
+					s.i++
+					var typ, loc string
+					rf := true
+					for s.more(&rf, '}') {
+						switch string(s.key()) {
+						case "referenceType":
+							v, _ := s.strOrSkip()
+							typ = string(v)
+						case "referenceLocator":
+							v, _ := s.strOrSkip()
+							loc = string(v)
+						default:
+							s.skip()
+						}
+					}
+					if strings.EqualFold(typ, "purl") {
+						purls = append(purls, loc)
+					}
+				}
+			default:
+				s.skip()
+			}
+		}
+		found := false
+		for _, u := range purls {
+			if p, ok := purlPackage(u); ok {
+				p.off = off
+				*pkgs = append(*pkgs, p)
+				found = true
+				break
 			}
 		}
 		if found {
 			continue
 		}
-		if name, ok := strings.CutPrefix(sp.Name, "npm:"); ok && sp.VersionInfo != "" {
-			p := Package{Name: name}
-			p.Version, p.Source = splitVersion(sp.VersionInfo)
-			pkgs = append(pkgs, p)
+		if n, ok := strings.CutPrefix(name, "npm:"); ok && versionInfo != "" {
+			p := Package{Name: n, off: off}
+			p.Version, p.Source = splitVersion(versionInfo)
+			*pkgs = append(*pkgs, p)
 		}
 	}
-	return pkgs, nil
 }
 
 // jsonErr turns an encoding/json error into a ParseError with the line.

@@ -586,6 +586,9 @@ func quickCheck(format Format, data []byte) error {
 		if d[0] != '{' || d[len(d)-1] != '}' {
 			return perr(0, "not a complete JSON object (truncated?)")
 		}
+		if (format == FormatNpmLock || format == FormatBunLock) && !bytes.Contains(d, []byte(`"lockfileVersion"`)) {
+			return perr(0, "no lockfileVersion: not a lockfile a package manager wrote (truncated or emptied?)")
+		}
 	case FormatPnpmLock:
 		if !bytes.HasPrefix(d, []byte("lockfileVersion:")) && !bytes.Contains(d, []byte("\nlockfileVersion:")) {
 			return perr(0, "no lockfileVersion: not a lockfile pnpm wrote (truncated or emptied?)")
