@@ -177,7 +177,11 @@ func (s *Spec) DefaultID() string {
 	sum := sha256.Sum256([]byte(key))
 	first := s.Maintainer
 	if len(s.Targets) > 0 {
-		first = s.Targets[0].Name
+		names := make([]string, len(s.Targets))
+		for i, t := range s.Targets {
+			names[i] = t.Name
+		}
+		first = slices.Min(names)
 	}
 	slug := strings.NewReplacer("@", "", "/", "-").Replace(first)
 	if len(slug) > 40 {
