@@ -141,10 +141,13 @@ func (p *Packument) LastKnownGood(bad []string) (string, bool) {
 			continue
 		}
 		if haveEarliest {
-			if t, ok := p.PublishedAt(v); !ok || !t.Before(earliest) {
+			// Published strictly before the first bad version; a tie (same timestamp, as
+			// scripted publishes produce) falls back to version order.
+			t, ok := p.PublishedAt(v)
+			if !ok || t.After(earliest) || (t.Equal(earliest) && !versionLess(v, bad[0])) {
 				continue
 			}
-		} else if !VersionLess(v, bad[0]) {
+		} else if !versionLess(v, bad[0]) {
 			continue
 		}
 		if strings.Contains(v, "-") {
