@@ -169,6 +169,18 @@ func ReadTarball(r io.Reader, lim Limits, rules *RuleSet) (*Contents, error) {
 			fail("archive.entry-count-limit", "", "more than %d entries; stopped reading (a tar bomb, or raise the limit)", lim.MaxEntries)
 			break
 		}
+		// Checked for every entry type: the tar reader skips a directory's or a link's declared
+		// body by decompressing it, so a lying header on any entry is a bomb.
+		if hdr.Size < 0 {
+			c.Complete = false
+			fail("archive.malformed", hdr.Name, "entry declares a negative size")
+			break
+		}
+		if hdr.Size > lim.MaxTotalBytes-c.TotalBytes {
+			c.Complete = false
+			fail("archive.total-size-limit", oneLine(hdr.Name), "entry declares %d bytes; with the %d already read that passes the %d-byte limit; stopped reading (a tar bomb, or raise the limit)", hdr.Size, c.TotalBytes, lim.MaxTotalBytes)
+			break
+		}
 		name, bad := entryPath(hdr.Name)
 		switch bad {
 		case "absolute":
@@ -178,19 +190,22 @@ func ReadTarball(r io.Reader, lim Limits, rules *RuleSet) (*Contents, error) {
 		case "nul":
 			fail("archive.path-traversal", name, "entry path %q holds a NUL byte", hdr.Name)
 		}
+		if !isRegular(hdr.Typeflag) {
+			c.TotalBytes += hdr.Size // any body is decompressed when Next skips it
+		}
 		f := &File{Path: name, Size: hdr.Size, Complete: true}
-		switch hdr.Typeflag {
-		case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA still appears in old tarballs
+		switch {
+		case isRegular(hdr.Typeflag):
 			f.Type = TypeFile
-		case tar.TypeDir:
+		case hdr.Typeflag == tar.TypeDir:
 			continue
-		case tar.TypeSymlink:
+		case hdr.Typeflag == tar.TypeSymlink:
 			f.Type, f.Linkname, f.Size = TypeSymlink, hdr.Linkname, 0
 			fail("archive.symlink", name, "symlink to %q (not followed)%s", hdr.Linkname, linkNote(hdr.Linkname))
-		case tar.TypeLink:
+		case hdr.Typeflag == tar.TypeLink:
 			f.Type, f.Linkname, f.Size = TypeHardlink, hdr.Linkname, 0
 			fail("archive.hardlink", name, "hard link to %q (not followed)%s", hdr.Linkname, linkNote(hdr.Linkname))
-		case tar.TypeXGlobalHeader:
+		case hdr.Typeflag == tar.TypeXGlobalHeader:
 			continue
 		default:
 			f.Type, f.Size = TypeOther, 0
@@ -205,17 +220,6 @@ func ReadTarball(r io.Reader, lim Limits, rules *RuleSet) (*Contents, error) {
 		c.Files[name] = f
 		if f.Type != TypeFile {
 			continue
-		}
-		if hdr.Size < 0 {
-			c.Complete, f.Complete = false, false
-			fail("archive.malformed", name, "entry declares a negative size")
-			break
-		}
-		if hdr.Size > lim.MaxTotalBytes-c.TotalBytes {
-			// Reading it would cross the total budget: stop before decompressing any of it.
-			c.Complete, f.Complete = false, false
-			fail("archive.total-size-limit", name, "entry declares %d bytes; with the %d already read that passes the %d-byte limit; stopped reading (a tar bomb, or raise the limit)", hdr.Size, c.TotalBytes, lim.MaxTotalBytes)
-			break
 		}
 		if hdr.Size > lim.MaxEntryBytes {
 			fail("archive.entry-too-large", name, "entry of %d bytes is over the %d-byte entry limit; hashed and scanned streaming, not diffed", hdr.Size, lim.MaxEntryBytes)
@@ -248,6 +252,9 @@ func ReadTarball(r io.Reader, lim Limits, rules *RuleSet) (*Contents, error) {
 	}
 	return c, nil
 }
+
+// isRegular: a regular file, including the old NUL type byte (TypeRegA) some packers still write.
+func isRegular(t byte) bool { return t == tar.TypeReg || t == 0 }
 
 func linkNote(target string) string {
 	if _, bad := entryPath(target); bad != "" || strings.HasPrefix(target, "/") {
