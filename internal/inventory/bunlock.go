@@ -54,6 +54,7 @@ func parseBunLock(data []byte, req *graphReq) ([]Package, error) {
 			s.i++
 			f := true
 			for s.more(&f, '}') {
+				s.peek()
 				off := s.i
 				key := string(s.key())
 				p, deps, bad := bunTuple(s, wantGraph)

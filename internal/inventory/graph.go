@@ -16,6 +16,9 @@ type gnode struct {
 	pkg      Package
 	importer bool
 	label    string // workspace label for importers ("." is the root)
+	// nested marks a package installed inside another's node_modules: it is
+	// there for that package only, so it is never a direct dependency.
+	nested bool
 	deps     []int
 }
 
@@ -114,7 +117,7 @@ func (g *graph) place(match func(p Package) bool) map[string]placement {
 		switch {
 		case r[i].dist == 1:
 			rel = Direct
-		case g.heuristicRoots:
+		case g.heuristicRoots && !n.nested:
 			rel = Unknown
 		}
 		out[key] = placement{relation: rel, workspace: g.nodes[r[i].from].label, path: path}

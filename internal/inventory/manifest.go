@@ -200,7 +200,10 @@ func (m *manifest) exposures(t *Targets) []exposure {
 		if a.version != b.version {
 			return a.version < b.version
 		}
-		return a.group < b.group
+		if a.group != b.group {
+			return a.group < b.group
+		}
+		return a.alias < b.alias
 	})
 	return out
 }

@@ -96,6 +96,7 @@ func npmPackages(s *jsonScanner, wantGraph bool) ([]Package, []npmEntry) {
 	var entries []npmEntry
 	first := true
 	for s.more(&first, '}') {
+		s.peek()
 		off := s.i
 		loc := string(s.key())
 		if s.peek() != '{' {
@@ -197,6 +198,7 @@ func npmV1Deps(s *jsonScanner, parent string, pkgs []Package, entries []npmEntry
 	s.i++
 	first := true
 	for s.more(&first, '}') {
+		s.peek()
 		off := s.i
 		name := string(s.key())
 		if s.peek() != '{' {
@@ -277,7 +279,7 @@ func buildNpmGraph(req *graphReq, pkgs []Package, entries []npmEntry, v1 bool, r
 	}
 	for _, i := range order {
 		e := entries[i]
-		n := gnode{importer: e.importer}
+		n := gnode{importer: e.importer, nested: strings.Contains(e.loc, "/node_modules/")}
 		if e.pkg >= 0 {
 			n.pkg = pkgs[e.pkg]
 		}
