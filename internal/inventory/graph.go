@@ -19,7 +19,7 @@ type gnode struct {
 	// nested marks a package installed inside another's node_modules: it is
 	// there for that package only, so it is never a direct dependency.
 	nested bool
-	deps     []int
+	deps   []int
 }
 
 func (g *graph) add(n gnode) int {
