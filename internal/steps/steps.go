@@ -188,3 +188,6 @@ func needNPM(env *Env) string {
 	}
 	return ""
 }
+
+// Register adds a kind (tests register fakes; a real kind registers itself in init).
+func Register(k Kind) { registry[k.Info().Name] = k }

@@ -2,43 +2,48 @@ package verdaccio
 
 import (
 	"context"
-	"os"
 	"testing"
 
 	"github.com/npmir/npmir/internal/npmreg"
 	"github.com/npmir/npmir/internal/testenv/npmpkg"
 )
 
-func TestSmoke(t *testing.T) {
+// The harness gives a working registry: HTTP publishes, the real npm client's publish, the
+// login token, and the registry calls npmir's freeze uses.
+func TestHarnessServesTheFreezeCalls(t *testing.T) {
 	ctx := context.Background()
 	s, err := Start(ctx, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	for _, v := range []string{"1.0.0", "1.1.0"} {
-		if err := s.Publish(ctx, npmpkg.Package{Name: "demo-pkg", Version: v, Files: map[string][]byte{"index.js": []byte("module.exports=1\n")}}, "latest"); err != nil {
-			t.Fatal(err)
-		}
+	if err := s.SeedCompromised(ctx, "smoke-pkg", false); err != nil {
+		t.Fatal(err)
 	}
-	if err := s.NpmPublish(ctx, npmpkg.Package{Name: "@acme/demo", Version: "1.1.1", Files: map[string][]byte{"index.js": []byte("x")}}, "latest"); err != nil {
+	if err := s.NpmPublish(ctx, npmpkg.Package{Name: "@acme/smoke", Version: "1.0.0", Files: map[string][]byte{"index.js": []byte("x")}}, "latest"); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := npmreg.New(npmreg.Options{Registry: s.URL, Token: s.Token})
-	c.OnRequest = func(m, p string) { t.Log(m, p) }
-	p, err := c.Packument(ctx, "@acme/demo", true)
-	t.Logf("%+v %v", p, err)
-	if err := c.SetDistTag(ctx, "demo-pkg", "next", "1.0.0"); err != nil {
+	if u, err := c.Whoami(ctx, ""); err != nil || u != s.User {
+		t.Fatalf("whoami = %q, %v", u, err)
+	}
+	p, err := c.Packument(ctx, "@acme/smoke", true)
+	if err != nil || p.Rev == "" || p.Versions["1.0.0"] == nil {
+		t.Fatalf("scoped packument: %+v, %v", p, err)
+	}
+	if err := c.SetDistTag(ctx, "smoke-pkg", "latest", "1.1.0"); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := c.Deprecate(ctx, "demo-pkg", "1.1.0", "bad one")
-	t.Log(ch, err)
-	ch, err = c.Deprecate(ctx, "demo-pkg", "1.1.0", "bad one")
-	t.Log(ch, err)
-	out, err := s.Npm(ctx, os.TempDir(), "view", "demo-pkg", "--json")
-	t.Log(out, err)
-	u, err := c.Whoami(ctx, "")
-	t.Log(u, err)
-	_, err = c.Packument(ctx, "nope-pkg", false)
-	t.Log(err)
+	if tags, _ := c.DistTags(ctx, "smoke-pkg"); tags["latest"] != "1.1.0" || tags["next"] != "1.1.1" {
+		t.Errorf("tags %v", tags)
+	}
+	for i, want := range []bool{true, false} {
+		changed, err := c.Deprecate(ctx, "smoke-pkg", "1.1.1", "compromised")
+		if err != nil || changed != want {
+			t.Errorf("deprecate #%d: changed=%v err=%v, want changed=%v", i+1, changed, err, want)
+		}
+	}
+	if _, err := c.Packument(ctx, "no-such-smoke", false); err == nil {
+		t.Error("unknown package: no error")
+	}
 }
