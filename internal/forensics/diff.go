@@ -3,6 +3,7 @@ package forensics
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	udiff "github.com/aymanbagabas/go-udiff"
 )
@@ -107,7 +108,9 @@ func unified(p string, old, cur *File) (string, string) {
 		return "", fmt.Sprintf("diff failed: %v", err)
 	}
 	if len(out) > maxUnifiedBytes {
-		return out[:maxUnifiedBytes] + "\n… (diff truncated)\n", ""
+		// Cut at a line end so no rune or line is split.
+		cut := strings.LastIndexByte(out[:maxUnifiedBytes], '\n') + 1
+		return out[:cut] + "… (diff truncated at 64 KiB)\n", ""
 	}
 	return out, ""
 }

@@ -2,6 +2,7 @@ package forensics
 
 import (
 	"bytes"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -143,14 +144,18 @@ func manifestMismatch(v *npmreg.Version, tarPkg *pkgJSON, files map[string]*File
 		out = append(out, rules.finding("metadata.manifest-mismatch", "metadata", "package.json", name,
 			"script %q differs between the registry manifest (%q) and the tarball's package.json (%q)", name, reg, tar))
 	}
-	regDeps := map[string]map[string]string{"dependencies": v.Dependencies, "optionalDependencies": v.OptionalDependencies}
-	for sec, reg := range regDeps {
-		tar := tarPkg.deps[sec]
-		for _, name := range unionKeys(reg, tar) {
-			if reg[name] != tar[name] {
-				out = append(out, rules.finding("metadata.manifest-mismatch", "metadata", "package.json", name,
-					"%s %q differs between the registry manifest (%q) and the tarball's package.json (%q)", sec, name, reg[name], tar[name]))
-			}
+	// npm folds optionalDependencies into the manifest's dependencies on publish, so compare the
+	// union of both on each side.
+	reg := map[string]string{}
+	maps.Copy(reg, v.Dependencies)
+	maps.Copy(reg, v.OptionalDependencies)
+	tar := map[string]string{}
+	maps.Copy(tar, tarPkg.deps["dependencies"])
+	maps.Copy(tar, tarPkg.deps["optionalDependencies"])
+	for _, name := range unionKeys(reg, tar) {
+		if reg[name] != tar[name] {
+			out = append(out, rules.finding("metadata.manifest-mismatch", "metadata", "package.json", name,
+				"dependency %q differs between the registry manifest (%q) and the tarball's package.json (%q)", name, reg[name], tar[name]))
 		}
 	}
 	return out

@@ -154,7 +154,7 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 		for _, f := range v.Findings {
 			line := fmt.Sprintf("- **%s** `%s`: %s", f.Severity, f.RuleID, mdEscape(f.Message))
 			if f.Path != "" {
-				line += " (`" + strings.ReplaceAll(oneLine(f.Path), "`", "'") + "`)"
+				line += " (in " + mdEscape(f.Path) + ")"
 			}
 			if f.Source != "" {
 				line += " — source: " + mdEscape(f.Source)

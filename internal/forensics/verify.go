@@ -78,7 +78,7 @@ func Verify(ctx context.Context, src Source, req Request) (*Report, error) {
 	rep.Findings = append(rep.Findings, packageFindings(p, rules)...)
 
 	if req.Evidence != nil && len(suspects) > 0 {
-		raw, url, err := rawPackument(ctx, src, p)
+		raw, url, err := rawPackument(ctx, src, p, lim)
 		if err != nil {
 			return nil, fmt.Errorf("verify %s: read packument for evidence: %w", req.Package, err)
 		}
@@ -252,9 +252,11 @@ func fetchTarball(ctx context.Context, src Source, man *npmreg.Version, lim Limi
 	return fetched{data: data}, nil
 }
 
-// rawPackument returns the packument as the registry sent it when the source can, else the typed
-// document re-encoded (fields npmir does not model are then missing from the evidence).
-func rawPackument(ctx context.Context, src Source, p *npmreg.Packument) ([]byte, string, error) {
+// rawPackument returns the packument as the registry sent it, so the evidence is byte-faithful:
+// from RawPackument when the source has it, else by a plain GET of the document through the
+// source's Tarball method (the same authenticated-only-on-the-registry-host GET), else, failing
+// both, the typed document re-encoded (fields npmir does not model are then missing).
+func rawPackument(ctx context.Context, src Source, p *npmreg.Packument, lim Limits) ([]byte, string, error) {
 	url := ""
 	if r, ok := src.(interface{ Registry() string }); ok {
 		url = r.Registry() + npmreg.PathEscape(p.Name)
@@ -263,8 +265,33 @@ func rawPackument(ctx context.Context, src Source, p *npmreg.Packument) ([]byte,
 		raw, err := rs.RawPackument(ctx, p.Name)
 		return raw, url, err
 	}
+	if url != "" {
+		if raw, err := getDocument(ctx, src, url, lim); err == nil {
+			var probe struct {
+				Name string `json:"name"`
+			}
+			if json.Unmarshal(raw, &probe) == nil && probe.Name == p.Name {
+				return raw, url, nil
+			}
+		} else if ctx.Err() != nil {
+			return nil, url, ctx.Err()
+		}
+	}
 	raw, err := json.MarshalIndent(p, "", "  ")
 	return raw, url, err
+}
+
+func getDocument(ctx context.Context, src Source, url string, lim Limits) ([]byte, error) {
+	rc, err := src.Tarball(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	raw, err := io.ReadAll(io.LimitReader(rc, lim.MaxTarballBytes+1))
+	if err == nil && int64(len(raw)) > lim.MaxTarballBytes {
+		err = fmt.Errorf("packument %s is over %d bytes", url, lim.MaxTarballBytes)
+	}
+	return raw, err
 }
 
 func summarize(vs []string) string {

@@ -312,3 +312,33 @@ func TestLastKnownGood(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyManifestConfusion: the registry's manifest hides the install script that the tarball's
+// package.json (what npm runs) carries; the script rules read both.
+func TestVerifyManifestConfusion(t *testing.T) {
+	t.Parallel()
+	reg := newFakeRegistry()
+	good := goodPackage("posthog-node", "5.11.2")
+	reg.add(good, day0)
+	man := reg.add(shaiHulud2Like(good, "5.11.3", 1024), day0.Add(time.Hour))
+	man.Scripts = map[string]string{"test": "node test.js"}
+	man.OptionalDependencies = map[string]string{"fsevents": "2"}
+	man.Dependencies = map[string]string{"ms": "^2.1.2", "fsevents": "2"} // folded as npm does: reported once, not twice
+	rep, err := Verify(context.Background(), reg, Request{Package: "posthog-node", Versions: []string{"5.11.3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := rep.Versions[0]
+	var mismatches []string
+	for _, f := range vr.Findings {
+		if f.RuleID == "metadata.manifest-mismatch" {
+			mismatches = append(mismatches, f.Match)
+		}
+	}
+	if strings.Join(mismatches, ",") != "fsevents,preinstall" {
+		t.Errorf("mismatches %v:%s", mismatches, describe(vr.Findings))
+	}
+	if !ruleIDs(vr.Findings)["shai-hulud-2.preinstall-setup-bun"] {
+		t.Errorf("the tarball's preinstall was not judged:%s", describe(vr.Findings))
+	}
+}
