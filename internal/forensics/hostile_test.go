@@ -236,7 +236,7 @@ func TestMalformedArchives(t *testing.T) {
 		}
 		ids := ruleIDs(c.Findings)
 		if name == "two members" {
-			// The second member is ignored, as npm's reader does: one package only.
+			// Read as one stream; the first archive's end marker ends the tar, as in node-tar.
 			if !c.Complete || len(c.Files) != 4 {
 				t.Errorf("%s: complete %v files %d", name, c.Complete, len(c.Files))
 			}
@@ -291,5 +291,28 @@ func TestStringRulesMatchAcrossChunks(t *testing.T) {
 	}
 	if got := strings.Join(f.hits, ","); !strings.Contains(got, "stealthProxyControl") || !strings.Contains(got, "drainer-wallet") {
 		t.Fatalf("one-byte reads: hits %q", got)
+	}
+}
+
+// TestEntriesInASecondGzipMember: a tar split over two gzip members is read whole, as npm would
+// extract it, so nothing hides in the second member.
+func TestEntriesInASecondGzipMember(t *testing.T) {
+	t.Parallel()
+	var tarBuf bytes.Buffer
+	tw := tar.NewWriter(&tarBuf)
+	for _, e := range []struct{ name, body string }{{"package/package.json", `{"name":"x","version":"1.0.0"}`}, {"package/hidden.js", "const c = 'checkethereumw'"}} {
+		_ = tw.WriteHeader(&tar.Header{Name: e.name, Size: int64(len(e.body)), Mode: 0o644, Typeflag: tar.TypeReg})
+		_, _ = tw.Write([]byte(e.body))
+	}
+	_ = tw.Close()
+	raw := tarBuf.Bytes()
+	split := 1024 // after the first entry's header and body blocks
+	tgz := append(gzipBytes(raw[:split]), gzipBytes(raw[split:])...)
+	c, err := ReadTarball(bytes.NewReader(tgz), Limits{}, DefaultRules())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := c.Files["hidden.js"]; f == nil || len(f.hits) == 0 {
+		t.Fatalf("the second member's entry was not read: files %v findings:%s", c.Order, describe(c.Findings))
 	}
 }

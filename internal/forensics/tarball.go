@@ -145,8 +145,8 @@ func ReadTarball(r io.Reader, lim Limits, rules *RuleSet) (*Contents, error) {
 		fail("archive.malformed", "", "not a gzip stream: %v", err)
 		return c, nil
 	}
-	// One gzip member only: npm writes one, and concatenated members could hide a second archive.
-	gz.Multistream(false)
+	// Concatenated gzip members are read as one stream (the default), as Node's zlib does when
+	// npm extracts: stopping at the first member would let entries hide in a second one.
 	tr := tar.NewReader(gz)
 	a := newAnalyzer(lim, rules)
 	held := int64(0)
