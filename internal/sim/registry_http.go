@@ -17,9 +17,16 @@ import (
 
 // caller is who sent a request: nil token for anonymous reads.
 type caller struct {
-	tok  *token
-	user *user
-	otp  string
+	tok     *token
+	user    *user
+	otp     string
+	changed *bool // set by handlers whose request changed the registry (Stats.Changed)
+}
+
+func (c caller) mark() {
+	if c.changed != nil {
+		*c.changed = true
+	}
 }
 
 type handlerFunc func(w http.ResponseWriter, req *http.Request, c caller)
@@ -28,30 +35,31 @@ type handlerFunc func(w http.ResponseWriter, req *http.Request, c caller)
 // handler.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	template, h := r.route(req)
-	r.traffic.serve(w, req, template, func(w http.ResponseWriter, req *http.Request) string {
+	r.traffic.serve(w, req, template, func(w http.ResponseWriter, req *http.Request) outcome {
 		c, ok := r.authenticate(w, req)
 		if !ok {
-			return ""
+			return outcome{}
 		}
-		name := ""
+		out := outcome{}
+		c.changed = &out.changed
 		if c.user != nil {
-			name = c.user.name
+			out.user = c.user.name
 		}
 		if isMutation(req.Method) && c.tok != nil {
 			if c.tok.readonly {
 				writeError(w, http.StatusForbidden, "this token is read-only: it cannot write")
-				return name
+				return out
 			}
 			r.mu.Lock()
 			need := r.otpRequired
 			r.mu.Unlock()
 			if need && c.otp != r.opts.OTPCode {
 				r.challenge(w, c.otp)
-				return name
+				return out
 			}
 		}
 		h(w, req, c)
-		return name
+		return out
 	})
 }
 
@@ -362,10 +370,13 @@ func (r *Registry) putPackage(w http.ResponseWriter, req *http.Request, c caller
 		writeJSON(w, http.StatusConflict, map[string]string{"error": "conflict", "reason": "Document update conflict."})
 		return
 	}
-	status, msg := r.editLocked(p, doc)
+	status, msg, changed := r.editLocked(p, doc)
 	if status != http.StatusOK {
 		writeJSON(w, status, map[string]string{"error": "forbidden", "reason": msg})
 		return
+	}
+	if changed {
+		c.mark()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": name, "rev": r.rev(p)})
 }
@@ -423,30 +434,31 @@ func (r *Registry) publishHTTP(w http.ResponseWriter, req *http.Request, c calle
 		writeError(w, status, msg)
 		return
 	}
+	c.mark()
 	writeJSON(w, http.StatusOK, map[string]any{"success": true})
 }
 
 // editLocked applies an edit of the document: the deprecation of each listed version, the
 // removal of versions no longer listed (unpublish) and a new maintainers list. Everything else in
 // a published version is immutable on the registry, so other changes are ignored.
-func (r *Registry) editLocked(p *pkg, doc map[string]json.RawMessage) (int, string) {
+func (r *Registry) editLocked(p *pkg, doc map[string]json.RawMessage) (int, string, bool) {
 	changed := false
 	if raw, ok := doc["maintainers"]; ok {
 		var ms []person
 		if err := json.Unmarshal(raw, &ms); err != nil {
-			return http.StatusBadRequest, "maintainers should be a list of owners"
+			return http.StatusBadRequest, "maintainers should be a list of owners", false
 		}
 		// Unconfirmed: npm/cli refuses to remove the last owner before sending (EOWNERRM), so
 		// its source never shows the registry's own answer. The old registry couchapp answered
 		// validation failures with 403 {"error":"forbidden"}; the simulator does the same.
 		if len(ms) == 0 {
-			return http.StatusForbidden, "Cannot remove all owners of a package. Add someone else first."
+			return http.StatusForbidden, "Cannot remove all owners of a package. Add someone else first.", false
 		}
 		next := make([]person, 0, len(ms))
 		for _, m := range ms {
 			u, ok := r.users[m.Name]
 			if !ok {
-				return http.StatusNotFound, "no such user: " + m.Name
+				return http.StatusNotFound, "no such user: " + m.Name, false
 			}
 			if !slices.ContainsFunc(next, func(x person) bool { return x.Name == u.name }) {
 				next = append(next, person{Name: u.name, Email: u.email})
@@ -459,11 +471,11 @@ func (r *Registry) editLocked(p *pkg, doc map[string]json.RawMessage) (int, stri
 	if raw, ok := doc["versions"]; ok {
 		var vs map[string]map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &vs); err != nil {
-			return http.StatusBadRequest, "versions must be an object"
+			return http.StatusBadRequest, "versions must be an object", false
 		}
 		for v := range vs {
 			if _, ok := p.versions[v]; !ok {
-				return http.StatusBadRequest, "cannot add version " + v + " without its tarball: publish it"
+				return http.StatusBadRequest, "cannot add version " + v + " without its tarball: publish it", false
 			}
 		}
 		for v, m := range p.versions {
@@ -501,7 +513,7 @@ func (r *Registry) editLocked(p *pkg, doc map[string]json.RawMessage) (int, stri
 	if changed {
 		p.touch(r.opts.Now())
 	}
-	return http.StatusOK, ""
+	return http.StatusOK, "", changed
 }
 
 func (r *Registry) getTarball(w http.ResponseWriter, name, file string) {
@@ -538,6 +550,7 @@ func (r *Registry) deleteTarball(w http.ResponseWriter, c caller, name, file, re
 	}
 	delete(p.tarballs, file)
 	p.touch(r.opts.Now())
+	c.mark()
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
@@ -577,6 +590,7 @@ func (r *Registry) putDistTag(w http.ResponseWriter, req *http.Request, c caller
 	if p.distTags[tag] != version {
 		p.distTags[tag] = version
 		p.touch(r.opts.Now())
+		c.mark()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
@@ -599,6 +613,7 @@ func (r *Registry) deleteDistTag(w http.ResponseWriter, c caller, name, tag stri
 	}
 	delete(p.distTags, tag)
 	p.touch(r.opts.Now())
+	c.mark()
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }
 
@@ -689,11 +704,15 @@ func (r *Registry) setAccess(w http.ResponseWriter, req *http.Request, c caller,
 	if p == nil {
 		return
 	}
+	before := p.access
 	if body.PublishRequiresTFA != nil {
 		p.access.PublishRequiresTFA = *body.PublishRequiresTFA
 	}
 	if body.AutomationTokenOverridesTFA != nil {
 		p.access.AutomationTokenOverridesTFA = *body.AutomationTokenOverridesTFA
+	}
+	if p.access != before {
+		c.mark()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{})
 }
@@ -723,6 +742,7 @@ func (r *Registry) deleteTrust(w http.ResponseWriter, c caller, name, id string)
 		return
 	}
 	p.trust = slices.Delete(slices.Clone(p.trust), i, i+1)
+	c.mark()
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -921,6 +941,7 @@ func (r *Registry) createToken(w http.ResponseWriter, req *http.Request, c calle
 		return
 	}
 	t := r.newTokenLocked(c.user.name, TokenOptions{ReadOnly: body.ReadOnly, CIDR: body.CIDRWhitelist})
+	c.mark()
 	writeJSON(w, http.StatusOK, tokenJSON{Token: t.value, Key: t.key, CIDRWhitelist: t.cidr, ReadOnly: t.readonly,
 		Created: stamp(t.created), Updated: stamp(t.created)})
 }
@@ -938,6 +959,7 @@ func (r *Registry) revokeToken(w http.ResponseWriter, c caller, key string) {
 	for _, t := range r.tokens {
 		if t.key == key && t.user == c.user.name && !t.session && !t.revoked {
 			t.revoked = true
+			c.mark()
 			writeJSON(w, http.StatusOK, map[string]any{})
 			return
 		}

@@ -731,3 +731,23 @@ func TestScenario(t *testing.T) {
 		t.Fatal("packument differs across runs with one seed")
 	}
 }
+
+func TestChangedCountsOnlyEffectiveWrites(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	u := f.r.URL
+	for range 2 {
+		if st, _, _ := call(t, "PUT", u+"-/package/demo/dist-tags/next", f.alice, "1.0.0"); st != 200 {
+			t.Fatal(st)
+		}
+		if st, _, _ := call(t, "POST", u+"-/package/demo/access", f.alice, map[string]any{"publish_requires_tfa": true}); st != 200 {
+			t.Fatal(st)
+		}
+	}
+	s := f.r.Stats()
+	for _, k := range []string{"PUT /-/package/demo/dist-tags/next", "POST /-/package/demo/access"} {
+		if s.Landed[k] != 2 || s.Changed[k] != 1 {
+			t.Fatalf("%s: landed %d changed %d, want 2 and 1", k, s.Landed[k], s.Changed[k])
+		}
+	}
+}

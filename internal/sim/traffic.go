@@ -54,6 +54,10 @@ type Stats struct {
 	// Landed counts mutations the handler applied (answered 2xx before any injected fault), by
 	// "METHOD path". A dry run leaves it empty; an op done once shows 1.
 	Landed map[string]int
+	// Changed counts, by "METHOD path", the landed mutations that changed the registry's state;
+	// re-applying a setting (POST access with the same values) lands without changing anything,
+	// so "a second run changes nothing" reads as an empty Changed.
+	Changed map[string]int
 }
 
 // LogEntry is one request as the server saw it.
@@ -86,7 +90,7 @@ type traffic struct {
 
 func newTraffic(seed uint64) traffic {
 	return traffic{seed: seed, seen: map[string]int{}, refusals: map[string]int{},
-		stats: Stats{MutationsByRoute: map[string]int{}, Landed: map[string]int{}}}
+		stats: Stats{MutationsByRoute: map[string]int{}, Landed: map[string]int{}, Changed: map[string]int{}}}
 }
 
 // SetLatency delays every answer by d (the benchmark's "50 ms per request").
@@ -117,6 +121,7 @@ func (t *traffic) Stats() Stats {
 	s := t.stats
 	s.MutationsByRoute = maps.Clone(t.stats.MutationsByRoute)
 	s.Landed = maps.Clone(t.stats.Landed)
+	s.Changed = maps.Clone(t.stats.Changed)
 	return s
 }
 
@@ -131,7 +136,7 @@ func (t *traffic) Log() []LogEntry {
 func (t *traffic) ResetStats() {
 	t.statMu.Lock()
 	defer t.statMu.Unlock()
-	t.stats = Stats{MutationsByRoute: map[string]int{}, Landed: map[string]int{}}
+	t.stats = Stats{MutationsByRoute: map[string]int{}, Landed: map[string]int{}, Changed: map[string]int{}}
 	t.log = nil
 	t.seen = map[string]int{}
 	t.refusals = map[string]int{}
@@ -139,9 +144,15 @@ func (t *traffic) ResetStats() {
 
 func isMutation(method string) bool { return method != http.MethodGet && method != http.MethodHead }
 
-// serve runs one request through the modes, then h. user names the authenticated caller for the
-// log (it is only known once h has parsed the token, so h reports it through the recorder).
-func (t *traffic) serve(w http.ResponseWriter, req *http.Request, route string, h func(http.ResponseWriter, *http.Request) string) {
+// outcome is what a handler reports back: who called (known once it has read the token) and
+// whether the request changed the server's state.
+type outcome struct {
+	user    string
+	changed bool
+}
+
+// serve runs one request through the modes, then h.
+func (t *traffic) serve(w http.ResponseWriter, req *http.Request, route string, h func(http.ResponseWriter, *http.Request) outcome) {
 	path := req.URL.EscapedPath()
 	key := req.Method + " " + path
 	t.statMu.Lock()
@@ -193,23 +204,27 @@ func (t *traffic) serve(w http.ResponseWriter, req *http.Request, route string, 
 
 	if fault == nil {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		entry.User = h(sw, req)
-		entry.Status = sw.status
-		t.landed(req.Method, key, sw.status)
+		out := h(sw, req)
+		entry.User, entry.Status = out.user, sw.status
+		t.landed(req.Method, key, sw.status, out.changed)
 		return
 	}
 	rec := httptest.NewRecorder()
-	entry.User = h(rec, req)
-	t.landed(req.Method, key, rec.Code)
+	out := h(rec, req)
+	entry.User = out.user
+	t.landed(req.Method, key, rec.Code, out.changed)
 	entry.Status = writeFault(w, fault)
 }
 
-func (t *traffic) landed(method, key string, status int) {
+func (t *traffic) landed(method, key string, status int, changed bool) {
 	if !isMutation(method) || status < 200 || status > 299 {
 		return
 	}
 	t.statMu.Lock()
 	t.stats.Landed[key]++
+	if changed {
+		t.stats.Changed[key]++
+	}
 	t.statMu.Unlock()
 }
 
