@@ -82,7 +82,20 @@ func (s Severity) rank() int {
 	return 0
 }
 
-// Verdict is the judgement on one version.
+// Verdict is the judgement on one version. Scoring: a verdict is the highest severity among a version's findings:
+//
+//   - any high finding → malicious. High is kept for indicators specific to a known incident (a
+//     payload hash, file name or string, an incident's install script) and for tampering that no
+//     legitimate publish produces (an integrity mismatch, "../" paths in the archive).
+//   - else any medium finding → suspicious. Medium is for generic signals that a legitimate release
+//     can show but a responder must look at: a lifecycle script added or changed, a new dependency
+//     in a patch release, a high-entropy file, a publisher never seen before, provenance dropped, a
+//     publish burst, links in the archive, an archive the reader could not finish.
+//   - else → clean. Low and info findings (a dependency bump, a minified file, a changed main) are
+//     reported but do not move the verdict.
+//
+// Contain acts on malicious versions and asks about suspicious ones. Severities live in the rules
+// file, so a team can retune a signal without a rebuild.
 type Verdict string
 
 // Verdicts.
