@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -155,6 +156,11 @@ func npmPackages(s *jsonScanner, wantGraph bool) ([]Package, []npmEntry) {
 			if name == "" {
 				name = installed
 			}
+			if name == "" {
+				s.i = off
+				s.fail("package entry " + strconv.Quote(loc) + " names no package")
+				return pkgs, entries
+			}
 			p := Package{Name: name, off: off}
 			p.Version, p.Source = splitVersion(version)
 			if p.Version == "" && p.Source == "" {
@@ -206,6 +212,10 @@ func npmV1Deps(s *jsonScanner, parent string, pkgs []Package, entries []npmEntry
 			break
 		}
 		s.i++
+		if name == "" {
+			s.fail("dependency with an empty name")
+			break
+		}
 		loc := "node_modules/" + name
 		if parent != "" {
 			loc = parent + "/node_modules/" + name
