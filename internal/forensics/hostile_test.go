@@ -316,3 +316,61 @@ func TestEntriesInASecondGzipMember(t *testing.T) {
 		t.Fatalf("the second member's entry was not read: files %v findings:%s", c.Order, describe(c.Findings))
 	}
 }
+
+// TestScannerAgreesWithNaiveSearch: the one-pass prefix scanner finds exactly what a per-rule
+// search of the whole file finds, whatever the read sizes.
+func TestScannerAgreesWithNaiveSearch(t *testing.T) {
+	t.Parallel()
+	rules := DefaultRules()
+	withHits := 0
+	for seed := range 200 {
+		body := randomBase64(3000 + seed*37)
+		// Plant a few needles, some in upper case, at pseudo-random places.
+		for j := 0; j < seed%4; j++ {
+			l := rules.literals[(seed*7+j*13)%len(rules.literals)]
+			needle := []byte(l.value)
+			if seed%2 == 0 {
+				needle = bytes.ToUpper(needle)
+			}
+			at := (seed * 131 * (j + 1)) % (len(body) - len(needle))
+			copy(body[at:], needle)
+		}
+		want := map[string]bool{}
+		for _, l := range rules.literals {
+			hay, n := body, []byte(l.value)
+			if l.rule.NoCase {
+				hay, n = bytes.ToLower(body), l.needle
+			}
+			if l.rule.appliesToFile("x.js") && bytes.Contains(hay, n) {
+				want[l.rule.ID+"\x00"+l.value] = true
+			}
+		}
+		a := newAnalyzer(DefaultLimits, rules)
+		f := &File{Path: "x.js"}
+		var r io.Reader = bytes.NewReader(body)
+		if seed%3 == 0 {
+			r = iotest.HalfReader(r)
+		}
+		if _, err := a.run(f, r, false); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, h := range f.hits {
+			got[h] = true
+		}
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: got %q, want %v", seed, f.hits, want)
+		}
+		for h := range want {
+			if !got[h] {
+				t.Fatalf("seed %d: missed %q", seed, h)
+			}
+		}
+		if len(want) > 0 {
+			withHits++
+		}
+	}
+	if withHits < 100 {
+		t.Fatalf("only %d of 200 inputs held a needle: the test plants too few", withHits)
+	}
+}

@@ -64,8 +64,9 @@ type RuleSet struct {
 	Rules         []*Rule          `yaml:"-" json:"rules"`
 	Checks        map[string]Check `yaml:"checks" json:"checks"`
 
-	literals []literal // every string-rule value, for the streaming scanner
-	maxLit   int
+	literals  []literal // every string-rule value, for the streaming scanner
+	maxLit    int
+	scanIndex *scanIndex
 }
 
 // literal is one searched string and the rule it belongs to.
@@ -229,8 +230,9 @@ func (r *Rule) validate() error {
 		}
 	case KindString:
 		for _, v := range r.Values {
-			if v == "" {
-				return fmt.Errorf("empty string value")
+			// Shorter strings match everywhere and tell nothing; the scanner also keys on two bytes.
+			if len(v) < 3 {
+				return fmt.Errorf("string value %q is shorter than 3 bytes", v)
 			}
 		}
 	case KindScript:
@@ -267,6 +269,7 @@ func (s *RuleSet) index() {
 			s.maxLit = max(s.maxLit, len(n))
 		}
 	}
+	s.scanIndex = buildScanIndex(s.literals)
 }
 
 // check returns the configured severity and source of a built-in check; an id missing from the

@@ -82,12 +82,13 @@ func TestIOCsOfTheReferenceAreCovered(t *testing.T) {
 func TestParseRulesErrorsNameTheLine(t *testing.T) {
 	t.Parallel()
 	cases := map[string]struct{ doc, want string }{
+		"short string":  {"schema_version: 1\nrules:\n  - {id: a, kind: string, severity: low, values: [ab], source: s}\n", "shorter than 3 bytes"},
 		"bad kind":      {"schema_version: 1\nrules:\n  - id: a\n    kind: regex\n    severity: high\n    values: [x]\n    source: s\n", "x.yaml:3: rule \"a\": kind \"regex\""},
 		"no source":     {"schema_version: 1\nrules:\n  - id: a\n    kind: string\n    severity: high\n    values: [x]\n", "x.yaml:3: rule \"a\": source is required"},
 		"bad hash":      {"schema_version: 1\nrules:\n  - id: a\n    kind: sha256\n    severity: high\n    values: [abc]\n    source: s\n", "not a hex SHA-256"},
 		"bad regexp":    {"schema_version: 1\nrules:\n  - id: a\n    kind: script\n    severity: high\n    values: ['(']\n    source: s\n", "script pattern"},
 		"bad severity":  {"schema_version: 1\nrules:\n  - id: a\n    kind: string\n    severity: critical\n    values: [x]\n    source: s\n", "severity \"critical\""},
-		"duplicate":     {"schema_version: 1\nrules:\n  - {id: a, kind: string, severity: low, values: [x], source: s}\n  - {id: a, kind: string, severity: low, values: [y], source: s}\n", "x.yaml:4: rule \"a\": duplicate id (first at line 3)"},
+		"duplicate":     {"schema_version: 1\nrules:\n  - {id: a, kind: string, severity: low, values: [xyz], source: s}\n  - {id: a, kind: string, severity: low, values: [yzw], source: s}\n", "x.yaml:4: rule \"a\": duplicate id (first at line 3)"},
 		"future schema": {"schema_version: 2\nrules: []\n", "schema_version 2 is not supported"},
 		"not yaml":      {"rules: [", "x.yaml"},
 	}

@@ -294,15 +294,16 @@ type analyzer struct {
 	buf   []byte
 	sha   hash.Hash
 	hist  [256]int64
-	low   []byte // lowercased chunk for nocase rules
 	carry []byte // last bytes of the previous chunk, for matches across chunk boundaries
 	join  []byte
-	found map[int]bool // literal index → found in this file
-	act   []int        // literal indexes that apply to this file
+	// Per file: which literals apply (files globs), which were found, how many are left.
+	active, found []bool
+	remaining     int
 }
 
 func newAnalyzer(lim Limits, rules *RuleSet) *analyzer {
-	return &analyzer{lim: lim, rules: rules, buf: make([]byte, 64<<10), sha: sha256.New(), found: map[int]bool{}}
+	n := len(rules.literals)
+	return &analyzer{lim: lim, rules: rules, buf: make([]byte, 64<<10), sha: sha256.New(), active: make([]bool, n), found: make([]bool, n)}
 }
 
 // run reads one entry body from r into f's hash, statistics and string hits. It returns the bytes
@@ -312,10 +313,11 @@ func (a *analyzer) run(f *File, r io.Reader, keep bool) (int64, error) {
 	a.hist = [256]int64{}
 	a.carry = a.carry[:0]
 	clear(a.found)
-	a.act = a.act[:0]
+	a.remaining = 0
 	for i, l := range a.rules.literals {
-		if l.rule.appliesToFile(f.Path) {
-			a.act = append(a.act, i)
+		a.active[i] = l.rule.appliesToFile(f.Path)
+		if a.active[i] {
+			a.remaining++
 		}
 	}
 	var kept bytes.Buffer
@@ -378,44 +380,28 @@ func (a *analyzer) run(f *File, r io.Reader, keep bool) (int64, error) {
 	if keep && readErr == nil {
 		f.text = kept.Bytes()
 	}
-	for i := range a.found {
-		l := a.rules.literals[i]
-		f.hits = append(f.hits, l.rule.ID+"\x00"+l.value)
+	for i, ok := range a.found {
+		if ok {
+			l := a.rules.literals[i]
+			f.hits = append(f.hits, l.rule.ID+"\x00"+l.value)
+		}
 	}
 	return total, readErr
 }
 
-// scan looks for the active literals in chunk, including matches that straddle the previous chunk.
+// scan looks for the active literals in chunk, including matches that straddle the previous
+// chunk. One pass over the bytes: a two-byte prefix table says where a literal may start, so the
+// cost does not grow with the number of rules (a 10 MB file is scanned once, not once per rule).
 func (a *analyzer) scan(chunk []byte) {
-	if len(a.act) == len(a.found) || a.rules.maxLit == 0 {
+	ix := a.rules.scanIndex
+	if a.remaining == 0 || ix == nil {
 		return
-	}
-	lowered := false
-	search := func(hay []byte) {
-		lowered = false
-		for _, i := range a.act {
-			if a.found[i] {
-				continue
-			}
-			l := a.rules.literals[i]
-			h := hay
-			if l.rule.NoCase {
-				if !lowered {
-					a.low = lowerASCII(a.low[:0], hay)
-					lowered = true
-				}
-				h = a.low
-			}
-			if bytes.Contains(h, l.needle) {
-				a.found[i] = true
-			}
-		}
 	}
 	if len(a.carry) > 0 {
 		a.join = append(append(a.join[:0], a.carry...), chunk[:min(len(chunk), a.rules.maxLit-1)]...)
-		search(a.join)
+		a.scanBytes(a.join)
 	}
-	search(chunk)
+	a.scanBytes(chunk)
 	keep := a.rules.maxLit - 1
 	if len(chunk) >= keep {
 		a.carry = append(a.carry[:0], chunk[len(chunk)-keep:]...)
@@ -427,14 +413,76 @@ func (a *analyzer) scan(chunk []byte) {
 	}
 }
 
-func lowerASCII(dst, src []byte) []byte {
-	dst = append(dst, src...)
-	for i, b := range dst {
-		if 'A' <= b && b <= 'Z' {
-			dst[i] = b + 'a' - 'A'
+func (a *analyzer) scanBytes(hay []byte) {
+	ix := a.rules.scanIndex
+	for i := 0; i+1 < len(hay); i++ {
+		k := uint16(hay[i])<<8 | uint16(hay[i+1])
+		if ix.bits[k>>6]&(1<<(k&63)) == 0 {
+			continue
+		}
+		for _, li := range ix.byPrefix[k] {
+			if !a.active[li] || a.found[li] {
+				continue
+			}
+			l := &a.rules.literals[li]
+			if len(hay)-i < len(l.needle) {
+				continue
+			}
+			w := hay[i : i+len(l.needle)]
+			if (l.rule.NoCase && equalFoldASCII(w, l.needle)) || (!l.rule.NoCase && bytes.Equal(w, l.needle)) {
+				a.found[li] = true
+				a.remaining--
+				if a.remaining == 0 {
+					return
+				}
+			}
 		}
 	}
-	return dst
+}
+
+// equalFoldASCII compares w with a lowercase needle, folding ASCII letters of w.
+func equalFoldASCII(w, lowerNeedle []byte) bool {
+	for i, b := range w {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		if b != lowerNeedle[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// scanIndex maps the first two bytes of every literal (both cases for nocase ones) to the
+// literals starting with them.
+type scanIndex struct {
+	bits     [65536 / 64]uint64
+	byPrefix map[uint16][]int
+}
+
+func buildScanIndex(lits []literal) *scanIndex {
+	if len(lits) == 0 {
+		return nil
+	}
+	ix := &scanIndex{byPrefix: map[uint16][]int{}}
+	for i, l := range lits {
+		firsts, seconds := caseVariants(l.needle[0], l.rule.NoCase), caseVariants(l.needle[1], l.rule.NoCase)
+		for _, b0 := range firsts {
+			for _, b1 := range seconds {
+				k := uint16(b0)<<8 | uint16(b1)
+				ix.bits[k>>6] |= 1 << (k & 63)
+				ix.byPrefix[k] = append(ix.byPrefix[k], i)
+			}
+		}
+	}
+	return ix
+}
+
+func caseVariants(b byte, fold bool) []byte {
+	if fold && 'a' <= b && b <= 'z' {
+		return []byte{b, b - 'a' + 'A'}
+	}
+	return []byte{b}
 }
 
 // entropy is the Shannon entropy of the byte distribution, in bits per byte.
