@@ -181,3 +181,9 @@ func publishWithDigestsOf(ctx context.Context, s *verdaccio.Server, p npmpkg.Pac
 	}
 	return nil
 }
+
+// The real client and the real evidence store are what the CLI passes.
+var (
+	_ Source       = (*npmreg.Client)(nil)
+	_ EvidenceSink = (*state.EvidenceStore)(nil)
+)
