@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/npmir/npmir/internal/engine"
@@ -25,18 +27,20 @@ type ContainOptions struct {
 	IO      *IOStreams
 	Factory *Factory
 
-	Specs       []string
-	Since       string
-	KnownGood   []string
-	Maintainer  string
-	Runbook     string
-	Incident    string
-	StatePath   string
-	DryRun      bool
-	Yes         bool
-	Concurrency int
-	Output      OutputOptions
-	Registry    RegistryOptions
+	Specs              []string
+	Since              string
+	KnownGood          []string
+	Maintainer         string
+	TokensCreatedAfter string
+	LeakedTokenEnv     []string
+	Runbook            string
+	Incident           string
+	StatePath          string
+	DryRun             bool
+	Yes                bool
+	Concurrency        int
+	Output             OutputOptions
+	Registry           RegistryOptions
 }
 
 // OutputOptions choose how results are printed.
@@ -104,6 +108,9 @@ and an op caught mid-way is checked against the registry before it is retried.`
   npmir contain posthog-node@5.11.3 --yes --output json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Specs = args
+			if len(args) == 0 && opts.Maintainer == "" {
+				return &usageError{"name at least one package (name@version, or name with --since), or --maintainer USER with --since"}
+			}
 			if err := opts.Output.validate(); err != nil {
 				return err
 			}
@@ -119,6 +126,9 @@ and an op caught mid-way is checked against the registry before it is retried.`
 	fl := cmd.Flags()
 	fl.StringVar(&opts.Since, "since", "", "with bare package names: every version published at or after T (RFC 3339, a date, or 36h/2d ago)")
 	fl.StringArrayVar(&opts.KnownGood, "known-good", nil, "the version to fall back to (V, or name@V with several packages); derived when absent")
+	fl.StringVar(&opts.Maintainer, "maintainer", "", "the compromised account (or @org): take every package it can publish, with --since; enables the revoke steps")
+	fl.StringVar(&opts.TokensCreatedAfter, "tokens-created-after", "", "revoke only tokens created after T (a time, or \"since\" for the --since value); default all")
+	fl.StringArrayVar(&opts.LeakedTokenEnv, "leaked-token-env", nil, "a variable holding a token value known to have leaked: npmir proves it is refused after revocation (repeatable)")
 	fl.StringVar(&opts.Runbook, "runbook", "", "runbook name (see `npmir runbook list`) or YAML file (default npm-maintainer-compromise)")
 	fl.StringVar(&opts.Incident, "incident", "", "incident id (default derived from the packages, so re-running finds the same incident)")
 	fl.StringVar(&opts.StatePath, "state", "", "state file path (default <state_dir>/<incident>/state.json)")
@@ -134,7 +144,8 @@ and an op caught mid-way is checked against the registry before it is retried.`
 
 func containRun(ctx context.Context, opts *ContainOptions) error {
 	f := opts.Factory
-	spec, err := incident.Build(incident.Options{Specs: opts.Specs, Since: opts.Since, KnownGood: opts.KnownGood, IncidentID: opts.Incident, Maintainer: opts.Maintainer, Now: f.Now()})
+	spec, err := incident.Build(incident.Options{Specs: opts.Specs, Since: opts.Since, KnownGood: opts.KnownGood, IncidentID: opts.Incident,
+		Maintainer: opts.Maintainer, TokensCreatedAfter: opts.TokensCreatedAfter, LeakedTokenEnv: opts.LeakedTokenEnv, Now: f.Now()})
 	if err != nil {
 		return err
 	}
@@ -154,8 +165,13 @@ func containRun(ctx context.Context, opts *ContainOptions) error {
 	if err != nil {
 		return &usageError{err.Error()}
 	}
-	eng := &engine.Engine{Runbook: rb, Fault: fault, Env: &steps.Env{Spec: spec, NPM: client, Now: f.Now, IncidentDir: filepath.Dir(statePath), DryRun: opts.DryRun},
-		Concurrency: opts.concurrency(), Yes: opts.Yes, Secrets: secretsOf(token, opts.Registry.OTP, f.Getenv("NPMIR_NPM_OTP")), Now: f.Now}
+	env, err := f.stepsEnv(spec, client, filepath.Dir(statePath), opts.concurrency())
+	if err != nil {
+		return err
+	}
+	env.DryRun = opts.DryRun
+	eng := &engine.Engine{Runbook: rb, Fault: fault, Env: env,
+		Concurrency: opts.concurrency(), Yes: opts.Yes, Secrets: append(secretsOf(token, opts.Registry.OTP, f.Getenv("NPMIR_NPM_OTP")), env.LeakedTokens...), Now: f.Now}
 	out := newPrinter(opts.IO, opts.Output, eng)
 
 	// An incident already on disk is resumed from its recorded plan, never re-planned: the
@@ -166,7 +182,9 @@ func containRun(ctx context.Context, opts *ContainOptions) error {
 	if opts.IO.ErrTTY {
 		opts.IO.Printf("Planning incident %s against %s…\n", spec.ID, client.Registry())
 	}
+	stopProgress := out.readProgress(env)
 	plan, err := eng.Plan(ctx)
+	stopProgress()
 	if err != nil {
 		return err
 	}
@@ -203,6 +221,7 @@ func containRun(ctx context.Context, opts *ContainOptions) error {
 	if err := audit.Append(state.AuditRecord{Incident: spec.ID, Event: "plan", Detail: fmt.Sprintf("%d op(s) planned from runbook %s (%s)", len(plan.Ops), rb.Name, rb.Digest)}); err != nil {
 		return err
 	}
+	out.planSummary(plan)
 	return applyAndReport(ctx, eng, store, audit, out)
 }
 
@@ -225,6 +244,12 @@ func applyAndReport(ctx context.Context, eng *engine.Engine, store *state.Store,
 				return false, err
 			}
 			return strings.EqualFold(ans, "y") || strings.EqualFold(ans, "yes"), nil
+		}
+	}
+	out.total = 0
+	for _, op := range store.File().Ops {
+		if op.Status == state.Pending || op.Status == state.Started || op.Status == state.Failed {
+			out.total++
 		}
 	}
 	runErr := eng.Apply(ctx, store, audit)
@@ -275,11 +300,14 @@ type printer struct {
 	io  *IOStreams
 	out OutputOptions
 	eng *engine.Engine
+
+	mu    sync.Mutex
+	total int // ops the run will apply (for the progress bar)
+	bar   *progressbar.ProgressBar
 }
 
 func newPrinter(io *IOStreams, out OutputOptions, eng *engine.Engine) *printer {
 	p := &printer{io: io, out: out, eng: eng}
-	color := io.ColorErr()
 	eng.OnEvent = func(ev engine.Event) {
 		if out.Events == "jsonl" {
 			b, _ := json.Marshal(ev)
@@ -287,22 +315,8 @@ func newPrinter(io *IOStreams, out OutputOptions, eng *engine.Engine) *printer {
 			fmt.Fprintf(io.Out, "%s\n", b)
 			io.mu.Unlock()
 		}
-		if ev.Type != "op" || ev.Op == nil {
-			return
-		}
-		switch ev.Op.Status {
-		case state.Done:
-			mark := "✓"
-			if color {
-				mark = "\x1b[32m✓\x1b[0m"
-			}
-			io.Printf("%s %s\n", mark, ev.Op.Result.Summary)
-		case state.Failed:
-			mark := "✗"
-			if color {
-				mark = "\x1b[31m✗\x1b[0m"
-			}
-			io.Printf("%s %s: %s\n", mark, ev.Op.Description, ev.Op.Error)
+		if ev.Type == "op" && ev.Op != nil {
+			p.opProgress(ev.Op)
 		}
 	}
 	return p

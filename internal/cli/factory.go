@@ -10,7 +10,9 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/npmir/npmir/internal/incident"
 	"github.com/npmir/npmir/internal/npmreg"
+	"github.com/npmir/npmir/internal/steps"
 )
 
 // Factory holds what commands share, built lazily so `npmir version` never reads config.
@@ -127,4 +129,23 @@ func (f *Factory) Concurrency() int {
 		return 8
 	}
 	return v.GetInt("concurrency")
+}
+
+// stepsEnv builds what the step kinds use for one incident: providers, the leaked token values
+// named by the spec (read from the environment now, never stored), and configured allowlists.
+func (f *Factory) stepsEnv(spec *incident.Spec, client *npmreg.Client, dir string, conc int) (*steps.Env, error) {
+	v, err := f.Config()
+	if err != nil {
+		return nil, err
+	}
+	env := &steps.Env{Spec: spec, NPM: client, Now: f.Now, IncidentDir: dir, Concurrency: conc,
+		TokensCreatedAfter: spec.TokensCreatedAfter, TrustAllow: v.GetStringSlice("npm.trusted_publishers_allow")}
+	for _, name := range spec.LeakedTokenEnv {
+		val := f.Getenv(name)
+		if val == "" {
+			return nil, &usageError{fmt.Sprintf("--leaked-token-env %s: the variable is empty or unset", name)}
+		}
+		env.LeakedTokens = append(env.LeakedTokens, val)
+	}
+	return env, nil
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/npmir/npmir/internal/engine"
 	"github.com/npmir/npmir/internal/incident"
 	"github.com/npmir/npmir/internal/state"
-	"github.com/npmir/npmir/internal/steps"
 )
 
 // ResumeOptions are the inputs of `npmir resume`.
@@ -97,8 +96,12 @@ func resumeRun(ctx context.Context, opts *ResumeOptions, want *incident.Spec) er
 	if conc <= 0 {
 		conc = f.Concurrency()
 	}
-	eng := &engine.Engine{Env: &steps.Env{Spec: file.Incident, NPM: client, Now: f.Now, IncidentDir: filepath.Dir(opts.StatePath)},
-		Concurrency: conc, Yes: opts.Yes, Secrets: secretsOf(token, ro.OTP, f.Getenv("NPMIR_NPM_OTP")), Fault: fault, Now: f.Now}
+	env, err := f.stepsEnv(file.Incident, client, filepath.Dir(opts.StatePath), conc)
+	if err != nil {
+		return err
+	}
+	eng := &engine.Engine{Env: env, Concurrency: conc, Yes: opts.Yes,
+		Secrets: append(secretsOf(token, ro.OTP, f.Getenv("NPMIR_NPM_OTP")), env.LeakedTokens...), Fault: fault, Now: f.Now}
 	out := newPrinter(opts.IO, opts.Output, eng)
 	if pend := engine.PendingApprovals(file); len(pend) > 0 && !opts.Yes && !opts.IO.CanPrompt() {
 		return out.final(reportOf(store, "apply", "approval_needed", "re-run with --yes to approve: "+stepNames(pend)), &engine.ApprovalError{Step: pend[0]})

@@ -128,6 +128,12 @@ func (e *Engine) Plan(ctx context.Context) (*state.File, error) {
 	if e.Env.NPM != nil {
 		f.Registry = e.Env.NPM.Registry()
 	}
+	if sc := e.Env.Scope; sc != nil {
+		f.Scope = &state.Scope{Maintainer: sc.Maintainer, Source: sc.Source, Packages: len(sc.Packages), Affected: len(e.Env.Affected())}
+	}
+	for _, st := range e.Runbook.Stages {
+		f.Stages = append(f.Stages, state.Stage{Name: st.Name, Description: strings.TrimSpace(st.Description)})
+	}
 	seen := map[string]bool{}
 	for _, ss := range e.Runbook.Steps() {
 		st := state.Step{Stage: ss.Stage, ID: ss.Step.ID, Uses: ss.Step.Uses, Status: "planned", Approval: ss.Step.NeedsApproval(), ContinueOnError: ss.Step.ContinueOnError}
@@ -389,7 +395,22 @@ func (e *Engine) runOp(ctx context.Context, store *state.Store, audit *state.Aud
 		return e.fail(store, audit, op, err)
 	}
 	e.Fault.Hit("after-apply")
+	if res.Manual != "" {
+		return e.manual(store, audit, op, res)
+	}
 	return e.complete(store, audit, op, res, "")
+}
+
+// manual records an op that turned out, when applied, to need a person: nothing was written.
+func (e *Engine) manual(store *state.Store, audit *state.Audit, op *state.Op, res steps.Result) error {
+	if err := audit.Append(state.AuditRecord{Incident: e.Env.Spec.ID, Event: "manual", Op: op.ID, Stage: op.Stage, Step: op.Step, Detail: res.Manual}); err != nil {
+		return &recordError{err}
+	}
+	summary := res.Manual
+	if res.Summary != "" {
+		summary = res.Summary + ": " + res.Manual
+	}
+	return e.finish(store, op, state.Manual, &state.Result{Summary: summary}, "")
 }
 
 func (e *Engine) complete(store *state.Store, audit *state.Audit, op *state.Op, res steps.Result, note string) error {

@@ -36,6 +36,11 @@ type Spec struct {
 	Since      *time.Time        `json:"since,omitempty"`
 	KnownGood  map[string]string `json:"known_good,omitempty"`
 	Maintainer string            `json:"maintainer,omitempty"`
+	// TokensCreatedAfter limits token revocation to tokens created after it (default: all).
+	TokensCreatedAfter *time.Time `json:"tokens_created_after,omitempty"`
+	// LeakedTokenEnv names the variables holding token values known to have leaked: npmir
+	// proves each is refused after revocation. The names are stored, never the values.
+	LeakedTokenEnv []string `json:"leaked_token_env,omitempty"`
 }
 
 // UsageError is bad input from the responder: exit code 2.
@@ -90,12 +95,18 @@ type Options struct {
 	KnownGood  []string // "V" (single target) or "name@V"
 	IncidentID string
 	Maintainer string
-	Now        time.Time
+	// TokensCreatedAfter is a time as --since takes it; "since" means the --since value.
+	TokensCreatedAfter string
+	LeakedTokenEnv     []string
+	Now                time.Time
 }
 
 // Build validates the inputs and returns the Spec.
 func Build(o Options) (*Spec, error) {
-	spec := &Spec{Maintainer: o.Maintainer}
+	spec := &Spec{Maintainer: o.Maintainer, LeakedTokenEnv: o.LeakedTokenEnv}
+	if o.Maintainer != "" && !ValidName(o.Maintainer) && !ValidName(o.Maintainer+"/x") {
+		return nil, usagef("--maintainer %q is not a valid npm user or @org name", o.Maintainer)
+	}
 	if len(o.Specs) == 0 && o.Maintainer == "" {
 		return nil, usagef("name at least one package (name@version, or name with --since), or --maintainer USER with --since")
 	}
@@ -130,6 +141,23 @@ func Build(o Options) (*Spec, error) {
 	}
 	if o.Maintainer != "" && spec.Since == nil {
 		return nil, usagef("--maintainer needs --since T (the time the identity is believed compromised)")
+	}
+	switch {
+	case o.TokensCreatedAfter == "since" && spec.Since != nil:
+		spec.TokensCreatedAfter = spec.Since
+	case o.TokensCreatedAfter == "since":
+		return nil, usagef("--tokens-created-after since needs --since")
+	case o.TokensCreatedAfter != "":
+		t, err := ParseTime(o.TokensCreatedAfter, o.Now)
+		if err != nil {
+			return nil, usagef("--tokens-created-after: %v", strings.TrimPrefix(err.Error(), "--since "))
+		}
+		spec.TokensCreatedAfter = &t
+	}
+	for _, name := range o.LeakedTokenEnv {
+		if name == "" || strings.ContainsAny(name, "= ") {
+			return nil, usagef("--leaked-token-env %q: name an environment variable (its value is the token)", name)
+		}
 	}
 	for _, kg := range o.KnownGood {
 		name, v := "", kg

@@ -207,6 +207,15 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		herr := &HTTPError{Method: r.method, URL: c.Redact(target), Status: resp.StatusCode, Body: c.Redact(snippet(body))}
 		if resp.StatusCode == http.StatusUnauthorized && isOTPChallenge(resp, body) {
 			herr.OTPRequired = true
+			c.otpMu.Lock()
+			haveOTP := c.otp != ""
+			c.otpMu.Unlock()
+			if haveOTP && !r.write {
+				// A challenged read: npm's client retries any challenged request with the
+				// code, not only writes.
+				r.write = true
+				continue
+			}
 			if c.OTPPrompt != nil && !promptedOTP {
 				promptedOTP = true
 				code, perr := c.OTPPrompt(ctx)
@@ -288,4 +297,23 @@ func snippet(b []byte) string {
 		s = s[:300] + "…"
 	}
 	return s
+}
+
+// Token returns the client's token, for matching it against the registry's token list. Callers
+// must treat it as a secret.
+func (c *Client) Token() string { return c.token }
+
+// TokenMatches reports whether a token list entry (a prefix such as "npm_AbCd", or a masked form
+// such as "AbCd...wxyz") is the given secret value. Too short an entry never matches.
+func TokenMatches(listed, value string) bool {
+	if listed == "" || value == "" {
+		return false
+	}
+	for _, sep := range []string{"...", "…"} {
+		if head, tail, ok := strings.Cut(listed, sep); ok {
+			return len(head)+len(tail) >= 6 && strings.HasPrefix(value, head) && strings.HasSuffix(value, tail)
+		}
+	}
+	listed = strings.TrimRight(listed, "*")
+	return len(listed) >= 6 && strings.HasPrefix(value, listed)
 }

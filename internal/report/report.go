@@ -34,6 +34,7 @@ type Document struct {
 	StateFile     string           `json:"state_file,omitempty"`
 	AuditLog      string           `json:"audit_log,omitempty"`
 	Targets       []state.Target   `json:"targets"`
+	Scope         *state.Scope     `json:"scope,omitempty"`
 	Stages        []Stage          `json:"stages"`
 	Counts        Counts           `json:"counts"`
 	Next          string           `json:"next,omitempty"` // the command to run next, if any
@@ -41,8 +42,9 @@ type Document struct {
 
 // Stage groups steps.
 type Stage struct {
-	Name  string `json:"name"`
-	Steps []Step `json:"steps"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Steps       []Step `json:"steps"`
 }
 
 // Step is a runbook step and its ops.
@@ -72,13 +74,17 @@ type Counts struct {
 // Build makes the document from a state file.
 func Build(f *state.File, mode string) *Document {
 	d := &Document{SchemaVersion: SchemaVersion, Kind: "npmir.incident", Incident: f.Incident.ID, Mode: mode,
-		Spec: f.Incident, Runbook: f.Runbook, Registry: f.Registry, Targets: f.Targets}
+		Spec: f.Incident, Runbook: f.Runbook, Registry: f.Registry, Targets: f.Targets, Scope: f.Scope}
+	descriptions := map[string]string{}
+	for _, st := range f.Stages {
+		descriptions[st.Name] = st.Description
+	}
 	if d.Targets == nil {
 		d.Targets = []state.Target{}
 	}
 	for _, st := range f.Steps {
 		if len(d.Stages) == 0 || d.Stages[len(d.Stages)-1].Name != st.Stage {
-			d.Stages = append(d.Stages, Stage{Name: st.Stage})
+			d.Stages = append(d.Stages, Stage{Name: st.Stage, Description: descriptions[st.Stage]})
 		}
 		s := Step{ID: st.ID, Uses: st.Uses, Status: st.Status, Reason: st.Reason, Notes: st.Notes, Approval: st.Approval, Approved: st.Approved, Ops: []state.Op{}}
 		if st.Status == "skipped" {

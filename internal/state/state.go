@@ -39,6 +39,8 @@ type File struct {
 	Runbook       RunbookRef     `json:"runbook"`
 	Registry      string         `json:"registry,omitempty"`
 	Targets       []Target       `json:"targets,omitempty"`
+	Scope         *Scope         `json:"scope,omitempty"`
+	Stages        []Stage        `json:"stages,omitempty"`
 	CreatedAt     time.Time      `json:"created_at"`
 	UpdatedAt     time.Time      `json:"updated_at"`
 	Steps         []Step         `json:"steps"`
@@ -58,6 +60,21 @@ type Target struct {
 	Bad           []string `json:"bad_versions"`
 	KnownGood     string   `json:"known_good,omitempty"`
 	KnownGoodFrom string   `json:"known_good_from,omitempty"`
+}
+
+// Scope is the blast radius found in maintainer mode: how many packages the account can
+// publish, where that list came from, and how many have versions since T.
+type Scope struct {
+	Maintainer string `json:"maintainer"`
+	Source     string `json:"source"`
+	Packages   int    `json:"packages"`
+	Affected   int    `json:"affected"`
+}
+
+// Stage is a runbook stage's name and why it is there (shown in plans).
+type Stage struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
 }
 
 // Step is one runbook step as planned: its ops are in File.Ops; a skipped step says why.

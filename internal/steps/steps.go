@@ -36,6 +36,9 @@ type Op struct {
 type Result struct {
 	Changed bool   `json:"changed"`
 	Summary string `json:"summary"`
+	// Manual, when set, says the op could not be done here and what a person must do (the
+	// registry does not serve the route, or it would remove a package's last owner).
+	Manual string `json:"manual,omitempty"`
 }
 
 // StepPlan is one step expanded: its ops, notes for the responder, or why it is skipped.
@@ -84,6 +87,45 @@ type Env struct {
 	// IncidentDir is the incident folder (state, audit, evidence).
 	IncidentDir string
 	DryRun      bool
+	// Progress, when set, is told how far a long read-only phase (resolving hundreds of
+	// packages) has come. Never required.
+	Progress func(phase string, done, total int)
+	// LeakedTokens are token values the responder knows leaked (from --leaked-token-env): after
+	// revocation npmir proves each is refused. Secret: never stored or printed.
+	LeakedTokens []string
+	// TokensCreatedAfter limits revocation to tokens created after this time (nil: all).
+	TokensCreatedAfter *time.Time
+	// Concurrency bounds the concurrent reads of planning.
+	Concurrency int
+	// TrustAllow lists the trusted-publisher configurations to keep ("owner/repo" or
+	// "owner/repo:workflow.yml"); the rest are removed by npm.review-trusted-publishers.
+	TrustAllow []string
+	// Scope is what the blast-radius listing found (maintainer mode), nil otherwise.
+	Scope *Scope
+}
+
+// Scope is every package a maintainer can publish, and which of them have versions since T.
+type Scope struct {
+	Maintainer string
+	Source     string // org, user or search (see npmreg.PackageList)
+	Packages   []string
+}
+
+func (env *Env) progress(phase string, done, total int) {
+	if env.Progress != nil {
+		env.Progress(phase, done, total)
+	}
+}
+
+// Affected returns the targets with at least one bad version.
+func (env *Env) Affected() []*Target {
+	var out []*Target
+	for _, t := range env.Targets {
+		if len(t.Bad) > 0 {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Target is a package under containment, resolved against the registry.
@@ -163,7 +205,10 @@ func init() {
 		{Info{Name: "rebuild.pin-known-good", Provider: "local", Summary: "propose overrides/resolutions pinning the known-good version"}, "rebuild stage"},
 		{Info{Name: "notify.advisory", Provider: "notify", Summary: "publish an advisory to downstream teams"}, "notify stage"},
 	} {
-		register(k)
+		// Init order across files is by file name: a real kind registered earlier wins.
+		if _, ok := registry[k.info.Name]; !ok {
+			register(k)
+		}
 	}
 }
 
