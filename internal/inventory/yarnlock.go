@@ -5,14 +5,15 @@ import (
 	"strings"
 )
 
-// yarnEntry is one lockfile entry while it is being read.
+// yarnEntry is one lockfile entry while it is being read. It holds
+// sub-slices of the file: most entries never become strings beyond the
+// package's name and version.
 type yarnEntry struct {
-	descriptors []string
-	off         int
-	line        int
-	version     string
-	resolution  string // berry only
-	deps        [][2]string
+	key        []byte // the descriptors, quotes included, without the trailing ':'
+	line       int
+	version    []byte
+	resolution []byte // berry only
+	deps       [][2]string
 }
 
 // parseYarnLock reads yarn.lock, both the v1 format (`version "1.2.3"`) and
@@ -23,25 +24,26 @@ func parseYarnLock(data []byte, req *graphReq) ([]Package, error) {
 	var (
 		pkgs     []Package
 		entries  []yarnEntry
-		cur      *yarnEntry
+		cur      yarnEntry
+		inEntry  bool
 		berry    bool
 		metadata bool
-		sub      string // current indented section of the entry ("dependencies", ...)
+		sub      bool // inside the entry's dependencies/optionalDependencies block
 		firstErr *ParseError
 		lineNo   int
 	)
 	wantGraph := req != nil
 	finish := func() {
-		if cur == nil {
+		if !inEntry {
 			return
 		}
-		if p, ok := yarnPackage(cur, berry); ok {
+		if p, ok := yarnPackage(&cur); ok {
 			pkgs = append(pkgs, p)
 		}
 		if wantGraph {
-			entries = append(entries, *cur)
+			entries = append(entries, cur)
 		}
-		cur = nil
+		inEntry = false
 	}
 	for off := 0; off < len(data); {
 		end := bytes.IndexByte(data[off:], '\n')
@@ -54,63 +56,66 @@ func parseYarnLock(data []byte, req *graphReq) ([]Package, error) {
 			line = data[off:]
 		}
 		lineNo++
-		lineOff := off
 		off = next
-		line = bytes.TrimRight(line, "\r")
-		if len(bytes.TrimSpace(line)) == 0 || line[0] == '#' {
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		if len(line) == 0 || line[0] == '#' {
 			continue
 		}
 		indent := 0
 		for indent < len(line) && line[indent] == ' ' {
 			indent++
 		}
+		if indent == len(line) {
+			continue
+		}
 		if indent == 0 {
 			finish()
 			metadata = false
-			sub = ""
+			sub = false
 			if line[len(line)-1] != ':' {
 				if firstErr == nil {
 					firstErr = perr(lineNo, "expected an entry such as `name@range:`, found %q", clip(line))
 				}
 				continue
 			}
-			key := string(line[:len(line)-1])
-			if key == "__metadata" {
+			key := line[:len(line)-1]
+			if string(key) == "__metadata" {
 				metadata, berry = true, true
 				continue
 			}
-			cur = &yarnEntry{descriptors: splitDescriptors(key), off: lineOff, line: lineNo}
+			cur = yarnEntry{key: key, line: lineNo}
+			inEntry = true
 			continue
 		}
 		if metadata {
 			continue
 		}
-		if cur == nil {
+		if !inEntry {
 			if firstErr == nil {
 				firstErr = perr(lineNo, "indented line outside any entry")
 			}
 			continue
 		}
-		if bytes.HasPrefix(bytes.TrimLeft(line, " "), []byte("#")) {
+		if line[indent] == '#' {
 			continue
 		}
 		k, v := yarnField(line[indent:])
 		if indent <= 2 {
-			sub = ""
-			switch k {
+			sub = false
+			switch string(k) {
 			case "version":
 				cur.version = v
 			case "resolution":
 				cur.resolution = v
 			case "dependencies", "optionalDependencies":
-				if v == "" {
-					sub = k
-				}
+				sub = len(v) == 0
 			}
 			continue
 		}
-		if wantGraph && sub != "" && k != "" {
-			cur.deps = append(cur.deps, [2]string{k, v})
+		if wantGraph && sub && len(k) > 0 {
+			cur.deps = append(cur.deps, [2]string{string(k), string(v)})
 		}
 	}
 	finish()
@@ -132,21 +137,20 @@ func clip(b []byte) string {
 
 // yarnField splits an entry line into key and value, for both `key "value"`
 // (v1) and `key: value` (berry); quotes are removed.
-func yarnField(s []byte) (key, value string) {
-	var k []byte
+func yarnField(s []byte) (key, value []byte) {
 	if len(s) > 0 && s[0] == '"' {
 		j := bytes.IndexByte(s[1:], '"')
 		if j < 0 {
-			return string(s), ""
+			return s, nil
 		}
-		k = s[1 : 1+j]
+		key = s[1 : 1+j]
 		s = s[2+j:]
 	} else {
 		j := bytes.IndexAny(s, ": ")
 		if j < 0 {
-			return string(s), ""
+			return s, nil
 		}
-		k = s[:j]
+		key = s[:j]
 		s = s[j:]
 	}
 	if len(s) > 0 && s[0] == ':' {
@@ -156,83 +160,104 @@ func yarnField(s []byte) (key, value string) {
 	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
 		s = s[1 : len(s)-1]
 	}
-	return string(k), string(s)
+	return key, s
 }
 
-// splitDescriptors splits an entry key such as
-// `"a@^1.0.0", a@~1.1.0` or berry's `"a@npm:^1.0.0, a@npm:~1.1.0"`.
-func splitDescriptors(key string) []string {
-	key = strings.ReplaceAll(key, `"`, "")
-	parts := strings.Split(key, ",")
-	out := parts[:0]
-	for _, p := range parts {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
+// nextDescriptor returns the first descriptor of an entry key such as
+// `"a@^1.0.0", a@~1.1.0` or berry's `"a@npm:^1.0.0, a@npm:~1.1.0"`, and the
+// rest of the key. Descriptors never hold commas or quotes.
+func nextDescriptor(b []byte) (d, rest []byte) {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '"' || b[i] == ',') {
+		i++
+	}
+	j := i
+	for j < len(b) && b[j] != ',' {
+		j++
+	}
+	return bytes.TrimRight(b[i:j], ` "`), b[j:]
+}
+
+func splitDescriptors(key []byte) []string {
+	var out []string
+	for d, rest := nextDescriptor(key); len(d) > 0; d, rest = nextDescriptor(rest) {
+		out = append(out, string(d))
 	}
 	return out
 }
 
+// splitNameAtBytes is splitNameAt on bytes.
+func splitNameAtBytes(s []byte) (name, rest []byte, ok bool) {
+	from := 0
+	if len(s) > 0 && s[0] == '@' {
+		from = 1
+	}
+	i := bytes.IndexByte(s[from:], '@')
+	if i < 0 {
+		return s, nil, false
+	}
+	return s[:from+i], s[from+i+1:], true
+}
+
 // yarnPackage turns an entry into a package. The root workspace of a berry
 // project is the project itself, not a dependency, and is left out.
-func yarnPackage(e *yarnEntry, berry bool) (Package, bool) {
-	if len(e.descriptors) == 0 {
+func yarnPackage(e *yarnEntry) (Package, bool) {
+	first, rest := nextDescriptor(e.key)
+	if len(first) == 0 {
 		return Package{}, false
 	}
-	local, rng, _ := splitNameAt(e.descriptors[0])
-	name := local
-	if e.resolution != "" {
-		rn, rrest, ok := splitNameAt(e.resolution)
-		if ok {
-			name = rn
-			if strings.HasPrefix(rrest, "workspace:") && strings.TrimPrefix(rrest, "workspace:") == "." {
+	local, rng, _ := splitNameAtBytes(first)
+	var name string
+	if len(e.resolution) > 0 {
+		if rn, rrest, ok := splitNameAtBytes(e.resolution); ok {
+			if string(rrest) == "workspace:." {
 				return Package{}, false
 			}
+			name = string(rn)
 		}
 	} else {
-		// v1: "alias@npm:real@^1.0.0" names the real package; an entry may mix
-		// aliased and plain descriptors of the same package.
-		name = ""
-		for _, d := range e.descriptors {
-			dn, dr, _ := splitNameAt(d)
+		// v1: "alias@npm:real@^1.0.0" names the real package; an entry may
+		// mix aliased and plain descriptors of the same package.
+		for d := first; len(d) > 0; d, rest = nextDescriptor(rest) {
+			dn, dr, _ := splitNameAtBytes(d)
 			if real, ok := npmAliasTarget(dr); ok {
 				if name == "" {
 					name = real
 				}
 				continue
 			}
-			name = dn
+			name = string(dn)
 			break
 		}
-		if name == "" {
-			name = local
-		}
+	}
+	if name == "" {
+		name = string(local)
 	}
 	p := Package{Name: name, Line: e.line}
-	if name != local {
-		p.Alias = local
+	if string(local) != name {
+		p.Alias = string(local)
 	}
-	p.Version, p.Source = splitVersion(e.version)
-	if e.version == "" {
-		p.Source = rng
+	p.Version, p.Source = splitVersion(string(e.version))
+	if len(e.version) == 0 {
+		p.Source = string(rng)
 	}
 	if p.Version == "" && p.Source == "" {
-		p.Source = e.resolution
+		p.Source = string(e.resolution)
 	}
 	return p, true
 }
 
 // npmAliasTarget returns the real name of an "npm:real@range" specifier.
-func npmAliasTarget(spec string) (string, bool) {
-	rest, ok := strings.CutPrefix(spec, "npm:")
+func npmAliasTarget(spec []byte) (string, bool) {
+	rest, ok := bytes.CutPrefix(spec, []byte("npm:"))
 	if !ok {
 		return "", false
 	}
-	real, _, ok := splitNameAt(rest)
-	if !ok || real == "" {
+	real, _, ok := splitNameAtBytes(rest)
+	if !ok || len(real) == 0 {
 		return "", false
 	}
-	return real, true
+	return string(real), true
 }
 
 // yarnNorm makes descriptors written in keys and in dependency lists
@@ -254,7 +279,7 @@ func buildYarnGraph(req *graphReq, entries []yarnEntry, berry bool) {
 	// Workspaces (berry) are importers; the root one goes first.
 	order := make([]int, 0, len(entries))
 	isWS := func(e yarnEntry) (string, bool) {
-		_, rest, ok := splitNameAt(e.resolution)
+		_, rest, ok := splitNameAt(string(e.resolution))
 		if ok && strings.HasPrefix(rest, "workspace:") {
 			return strings.TrimPrefix(rest, "workspace:"), true
 		}
@@ -270,16 +295,16 @@ func buildYarnGraph(req *graphReq, entries []yarnEntry, berry bool) {
 	}
 	for _, i := range order {
 		e := &entries[i]
-		p, _ := yarnPackage(e, berry)
+		p, _ := yarnPackage(e)
 		n := gnode{pkg: p}
 		if ws, ok := isWS(*e); ok {
 			n.importer, n.label = true, ws
 			if p.Name == "" {
-				n.pkg.Name, _, _ = splitNameAt(e.resolution)
+				n.pkg.Name, _, _ = splitNameAt(string(e.resolution))
 			}
 		}
 		nodeOf[i] = g.add(n)
-		for _, d := range e.descriptors {
+		for _, d := range splitDescriptors(e.key) {
 			byDesc[d] = i
 			byDesc[yarnNorm(d)] = i
 		}
