@@ -274,45 +274,6 @@ func TestVerifyFlagsACompromisedKnownGood(t *testing.T) {
 	}
 }
 
-func TestLastKnownGood(t *testing.T) {
-	t.Parallel()
-	mk := func(vs map[string]string, deprecated ...string) *npmreg.Packument {
-		p := &npmreg.Packument{Name: "x", Versions: map[string]*npmreg.Version{}, Time: map[string]string{}}
-		for v, ts := range vs {
-			p.Versions[v] = &npmreg.Version{Version: v}
-			if ts != "" {
-				p.Time[v] = ts
-			}
-		}
-		for _, v := range deprecated {
-			p.Versions[v].Deprecated = "bad"
-		}
-		return p
-	}
-	cases := []struct {
-		name string
-		p    *npmreg.Packument
-		bad  []string
-		want string
-		ok   bool
-	}{
-		{"highest before earliest bad", mk(map[string]string{"4.0.0": "2025-01-01T00:00:00Z", "4.1.0": "2025-02-01T00:00:00Z", "4.1.1": "2025-09-15T00:00:00Z", "4.1.2": "2025-09-15T00:10:00Z"}), []string{"4.1.1", "4.1.2"}, "4.1.0", true},
-		// A backport published before the incident but with a higher version than a later bad one.
-		{"published order, not version order", mk(map[string]string{"3.9.9": "2025-01-01T00:00:00Z", "4.2.0": "2025-03-01T00:00:00Z", "4.1.1": "2025-09-15T00:00:00Z", "5.0.0": "2025-10-01T00:00:00Z"}), []string{"4.1.1"}, "4.2.0", true},
-		{"prerelease skipped", mk(map[string]string{"1.0.0": "2025-01-01T00:00:00Z", "2.0.0-beta.1": "2025-02-01T00:00:00Z", "1.0.1": "2025-09-01T00:00:00Z"}), []string{"1.0.1"}, "1.0.0", true},
-		{"deprecated skipped", mk(map[string]string{"1.0.0": "2025-01-01T00:00:00Z", "1.0.1": "2025-02-01T00:00:00Z", "1.0.2": "2025-09-01T00:00:00Z"}, "1.0.1"), []string{"1.0.2"}, "1.0.0", true},
-		{"only a deprecated one", mk(map[string]string{"1.0.1": "2025-02-01T00:00:00Z", "1.0.2": "2025-09-01T00:00:00Z"}, "1.0.1"), []string{"1.0.2"}, "1.0.1", true},
-		{"no times: below the lowest bad", mk(map[string]string{"1.0.0": "", "1.1.0": "", "1.2.0": "", "2.0.0": ""}), []string{"1.2.0"}, "1.1.0", true},
-		{"nothing before", mk(map[string]string{"1.0.0": "2025-01-01T00:00:00Z"}), []string{"1.0.0"}, "", false},
-	}
-	for _, tc := range cases {
-		got, ok := LastKnownGood(tc.p, tc.bad)
-		if got != tc.want || ok != tc.ok {
-			t.Errorf("%s: got %q %v, want %q %v", tc.name, got, ok, tc.want, tc.ok)
-		}
-	}
-}
-
 // TestVerifyManifestConfusion: the registry's manifest hides the install script that the tarball's
 // package.json (what npm runs) carries; the script rules read both.
 func TestVerifyManifestConfusion(t *testing.T) {

@@ -155,28 +155,43 @@ func TestPathEscape(t *testing.T) {
 
 func TestLastKnownGood(t *testing.T) {
 	t.Parallel()
-	p := &Packument{
-		Versions: map[string]*Version{"1.0.0": {}, "1.1.0": {}, "1.2.0-beta.1": {}, "1.1.1": {}, "1.1.2": {}, "0.9.0": {Deprecated: "old"}, "2.0.0": {}},
-		Time: map[string]string{
-			"0.9.0": "2025-01-01T00:00:00Z", "1.0.0": "2025-02-01T00:00:00Z", "1.1.0": "2025-03-01T00:00:00Z",
-			"1.2.0-beta.1": "2025-04-01T00:00:00Z", "1.1.1": "2025-09-08T13:16:00Z", "1.1.2": "2025-09-08T13:20:00Z",
-			// 2.0.0 is higher but was published after the attack began: not known-good.
-			"2.0.0": "2025-09-09T00:00:00Z",
-		},
+	mk := func(vs map[string]string, deprecated ...string) *Packument {
+		p := &Packument{Name: "x", Versions: map[string]*Version{}, Time: map[string]string{}}
+		for v, ts := range vs {
+			p.Versions[v] = &Version{Version: v}
+			if ts != "" {
+				p.Time[v] = ts
+			}
+		}
+		for _, v := range deprecated {
+			p.Versions[v].Deprecated = "bad"
+		}
+		return p
 	}
-	for _, tc := range []struct {
+	const t0 = "2025-09-08T13:16:00Z"
+	cases := []struct {
+		name string
+		p    *Packument
 		bad  []string
 		want string
 		ok   bool
 	}{
-		{[]string{"1.1.1", "1.1.2"}, "1.1.0", true},
-		{[]string{"1.1.2"}, "1.1.1", true}, // only what the responder names is bad
-		{[]string{"1.0.0"}, "", false},     // 0.9.0 is deprecated: not a fallback
-		{nil, "", false},
-	} {
-		got, ok := p.LastKnownGood(tc.bad)
+		{"highest before earliest bad", mk(map[string]string{"4.0.0": "2025-01-01T00:00:00Z", "4.1.0": "2025-02-01T00:00:00Z", "4.1.1": "2025-09-15T00:00:00Z", "4.1.2": "2025-09-15T00:10:00Z"}), []string{"4.1.1", "4.1.2"}, "4.1.0", true},
+		{"only what is named is bad", mk(map[string]string{"4.1.0": "2025-02-01T00:00:00Z", "4.1.1": "2025-09-15T00:00:00Z", "4.1.2": "2025-09-15T00:10:00Z"}), []string{"4.1.2"}, "4.1.1", true},
+		// A backport published before the incident with a higher version than the bad one.
+		{"published order, not version order", mk(map[string]string{"3.9.9": "2025-01-01T00:00:00Z", "4.2.0": "2025-03-01T00:00:00Z", "4.1.1": "2025-09-15T00:00:00Z", "5.0.0": "2025-10-01T00:00:00Z"}), []string{"4.1.1"}, "4.2.0", true},
+		{"same publish time: version order", mk(map[string]string{"1.0.0": t0, "1.1.0": t0, "1.1.1": t0}), []string{"1.1.1"}, "1.1.0", true},
+		{"prerelease skipped", mk(map[string]string{"1.0.0": "2025-01-01T00:00:00Z", "2.0.0-beta.1": "2025-02-01T00:00:00Z", "1.0.1": "2025-09-01T00:00:00Z"}), []string{"1.0.1"}, "1.0.0", true},
+		{"deprecated skipped", mk(map[string]string{"1.0.0": "2025-01-01T00:00:00Z", "1.0.1": "2025-02-01T00:00:00Z", "1.0.2": "2025-09-01T00:00:00Z"}, "1.0.1"), []string{"1.0.2"}, "1.0.0", true},
+		{"only a deprecated one", mk(map[string]string{"1.0.1": "2025-02-01T00:00:00Z", "1.0.2": "2025-09-01T00:00:00Z"}, "1.0.1"), []string{"1.0.2"}, "1.0.1", true},
+		{"no times: below the lowest bad", mk(map[string]string{"1.0.0": "", "1.1.0": "", "1.2.0": "", "2.0.0": ""}), []string{"1.2.0"}, "1.1.0", true},
+		{"nothing before", mk(map[string]string{"1.0.0": "2025-01-01T00:00:00Z"}), []string{"1.0.0"}, "", false},
+		{"no bad versions", mk(map[string]string{"1.0.0": "2025-01-01T00:00:00Z"}), nil, "", false},
+	}
+	for _, tc := range cases {
+		got, ok := tc.p.LastKnownGood(tc.bad)
 		if got != tc.want || ok != tc.ok {
-			t.Errorf("bad %v: %q %v, want %q %v", tc.bad, got, ok, tc.want, tc.ok)
+			t.Errorf("%s: got %q %v, want %q %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
 }

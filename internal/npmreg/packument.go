@@ -119,48 +119,69 @@ func PathEscape(name string) string {
 	return url.PathEscape(name)
 }
 
-// LastKnownGood returns the highest version not in bad that was published before the earliest bad
-// one. Prereleases are passed over unless nothing else qualifies: a tag must not fall back to a
-// beta by accident. It reports false when no such version exists.
+// LastKnownGood returns the version a compromised package falls back to: the highest version not
+// in bad that was published before the earliest bad one (a tie on the publish time, as scripted
+// publishes produce, falls back to version order). Stable releases are preferred over
+// prereleases, and undeprecated over deprecated ones (a deprecation is often an earlier
+// incident), relaxing in that order. When the bad versions have no publish time, the highest
+// version below the lowest bad one is used. ok is false when there is none.
 func (p *Packument) LastKnownGood(bad []string) (string, bool) {
-	if len(bad) == 0 {
+	if p == nil || len(p.Versions) == 0 || len(bad) == 0 {
 		return "", false
 	}
-	earliest, haveEarliest := p.PublishedAt(bad[0])
-	for _, b := range bad[1:] {
-		if t, ok := p.PublishedAt(b); ok && (!haveEarliest || t.Before(earliest)) {
-			earliest, haveEarliest = t, true
+	lowestBad := slices.MinFunc(bad, func(a, b string) int {
+		if versionLess(a, b) {
+			return -1
+		}
+		if versionLess(b, a) {
+			return 1
+		}
+		return 0
+	})
+	var cutoff time.Time
+	haveCutoff := true
+	for _, v := range bad {
+		t, ok := p.PublishedAt(v)
+		if !ok {
+			haveCutoff = false
+			break
+		}
+		if cutoff.IsZero() || t.Before(cutoff) {
+			cutoff = t
 		}
 	}
-	var candidates, pre []string
+	var candidates []string
 	for _, v := range p.SortedVersions() {
-		if slices.Contains(bad, v) {
+		if slices.Contains(bad, v) || p.Versions[v] == nil {
 			continue
 		}
-		if p.Versions[v] != nil && p.Versions[v].Deprecated != "" {
-			continue
-		}
-		if haveEarliest {
-			// Published strictly before the first bad version; a tie (same timestamp, as
-			// scripted publishes produce) falls back to version order.
+		if haveCutoff {
 			t, ok := p.PublishedAt(v)
-			if !ok || t.After(earliest) || (t.Equal(earliest) && !versionLess(v, bad[0])) {
+			if !ok || t.After(cutoff) || (t.Equal(cutoff) && !versionLess(v, lowestBad)) {
 				continue
 			}
-		} else if !versionLess(v, bad[0]) {
+		} else if !versionLess(v, lowestBad) {
 			continue
 		}
-		if strings.Contains(v, "-") {
-			pre = append(pre, v)
-		} else {
-			candidates = append(candidates, v)
+		candidates = append(candidates, v)
+	}
+	slices.Reverse(candidates) // highest first
+	prefs := []func(string) bool{
+		func(v string) bool { return !isPrerelease(v) && p.Versions[v].Deprecated == "" },
+		func(v string) bool { return !isPrerelease(v) },
+		func(string) bool { return true },
+	}
+	for _, ok := range prefs {
+		for _, v := range candidates {
+			if ok(v) {
+				return v, true
+			}
 		}
 	}
-	if len(candidates) > 0 {
-		return candidates[len(candidates)-1], true
-	}
-	if len(pre) > 0 {
-		return pre[len(pre)-1], true
-	}
 	return "", false
+}
+
+func isPrerelease(v string) bool {
+	sv, err := semver.StrictNewVersion(v)
+	return err != nil || sv.Prerelease() != ""
 }
