@@ -69,8 +69,11 @@ func Extract(path string) ([]Package, error) {
 // format (and in error messages). It returns the format it used.
 func ExtractBytes(name string, data []byte) (Format, []Package, error) {
 	f := FormatForName(name)
-	if f == FormatUnknown {
-		f = Sniff(data)
+	if f == FormatUnknown || f == FormatCycloneDX || f == FormatSPDX {
+		// bom.json and friends may hold either SBOM standard.
+		if s := Sniff(data); f == FormatUnknown || s == FormatCycloneDX || s == FormatSPDX {
+			f = s
+		}
 	}
 	if f == FormatUnknown {
 		return f, nil, &ParseError{File: name, Msg: "not a lockfile, SBOM or package.json inventory can read"}
