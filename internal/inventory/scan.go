@@ -548,7 +548,8 @@ func scanManifest(f scanFile, data []byte, t *Targets, out fileOutcome) fileOutc
 		out.findings = append(out.findings, Finding{
 			File: f.path, Format: FormatManifest, Kind: Exposed,
 			Package: x.name, Version: x.version, Alias: x.alias, Target: x.target,
-			Relation: Direct, Workspace: ".", Path: []string{x.name + "@" + x.spec},
+			// The manifest is the workspace: File names it.
+			Relation: Direct, Path: []string{x.name + "@" + x.spec},
 			Line: manifestLine(data, x.group, local), Spec: x.spec, DependencyType: x.group, Note: x.note,
 		})
 	}
