@@ -86,7 +86,7 @@ func TestUnreachableRegistryLeavesStateIntact(t *testing.T) {
 	name := "unreachable-pkg"
 	seed(t, name, false)
 	e := newEnv(t)
-	e["NPMIR_FAULT"] = "after-started:2"
+	e["NPMIR_FAULT"] = "after-started:4"
 	if r, _ := runBin(t, e, "contain", name+"@1.1.1", "--incident", "unreach", "--yes", "--registry", verd.URL); r.code == 0 {
 		t.Fatalf("the fault did not fire: %s", r.stderr)
 	}
@@ -101,13 +101,13 @@ func TestUnreachableRegistryLeavesStateIntact(t *testing.T) {
 	if err != nil {
 		t.Fatalf("state unreadable after the failure: %v", err)
 	}
-	if len(after.Ops) != 3 || after.Ops[0].Status != state.Done {
+	if len(after.Ops) != 5 || after.Ops[0].Status != state.Done {
 		t.Errorf("recorded ops lost: %+v", after.Ops)
 	}
 	if r := run(t, e, "resume", "--incident", "unreach", "--yes", "--registry", verd.URL); r.code != 0 {
 		t.Fatalf("resume once the registry is back: exit %d: %s", r.code, r.stderr)
 	}
-	auditDoneOnce(t, filepath.Dir(path), 3)
+	auditDoneOnce(t, filepath.Dir(path), 5)
 }
 
 func TestCorruptAndNewerStateRefusedUntouched(t *testing.T) {

@@ -33,6 +33,7 @@ type ContainOptions struct {
 	Maintainer         string
 	TokensCreatedAfter string
 	LeakedTokenEnv     []string
+	Rules              string
 	Runbook            string
 	Incident           string
 	StatePath          string
@@ -129,6 +130,7 @@ and an op caught mid-way is checked against the registry before it is retried.`
 	fl.StringVar(&opts.Maintainer, "maintainer", "", "the compromised account (or @org): take every package it can publish, with --since; enables the revoke steps")
 	fl.StringVar(&opts.TokensCreatedAfter, "tokens-created-after", "", "revoke only tokens created after T (a time, or \"since\" for the --since value); default all")
 	fl.StringArrayVar(&opts.LeakedTokenEnv, "leaked-token-env", nil, "a variable holding a token value known to have leaked: npmir proves it is refused after revocation (repeatable)")
+	fl.StringVar(&opts.Rules, "rules", "", "a forensics rules file (YAML or JSON) merged over the embedded IOC rules")
 	fl.StringVar(&opts.Runbook, "runbook", "", "runbook name (see `npmir runbook list`) or YAML file (default npm-maintainer-compromise)")
 	fl.StringVar(&opts.Incident, "incident", "", "incident id (default derived from the packages, so re-running finds the same incident)")
 	fl.StringVar(&opts.StatePath, "state", "", "state file path (default <state_dir>/<incident>/state.json)")
@@ -145,7 +147,7 @@ and an op caught mid-way is checked against the registry before it is retried.`
 func containRun(ctx context.Context, opts *ContainOptions) error {
 	f := opts.Factory
 	spec, err := incident.Build(incident.Options{Specs: opts.Specs, Since: opts.Since, KnownGood: opts.KnownGood, IncidentID: opts.Incident,
-		Maintainer: opts.Maintainer, TokensCreatedAfter: opts.TokensCreatedAfter, LeakedTokenEnv: opts.LeakedTokenEnv, Now: f.Now()})
+		Maintainer: opts.Maintainer, TokensCreatedAfter: opts.TokensCreatedAfter, LeakedTokenEnv: opts.LeakedTokenEnv, Rules: opts.Rules, Now: f.Now()})
 	if err != nil {
 		return err
 	}
@@ -170,6 +172,10 @@ func containRun(ctx context.Context, opts *ContainOptions) error {
 		return err
 	}
 	env.DryRun = opts.DryRun
+	env.IncludeSuspicious = opts.Yes
+	if opts.DryRun {
+		env.Confirm = nil // a plan asks nothing; it says what contain would ask
+	}
 	eng := &engine.Engine{Runbook: rb, Fault: fault, Env: env,
 		Concurrency: opts.concurrency(), Yes: opts.Yes, Secrets: append(secretsOf(token, opts.Registry.OTP, f.Getenv("NPMIR_NPM_OTP")), env.LeakedTokens...), Now: f.Now}
 	out := newPrinter(opts.IO, opts.Output, eng)

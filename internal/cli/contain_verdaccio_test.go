@@ -26,7 +26,7 @@ func TestContainFreezesAgainstVerdaccio(t *testing.T) {
 				t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 			}
 			d := r.doc(t)
-			if d.Status != "done" || d.Counts.Done != 3 || d.Counts.Changed != 3 {
+			if d.Status != "done" || d.Counts.Done != 5 || d.Counts.Changed != 5 {
 				t.Fatalf("status %s counts %+v", d.Status, d.Counts)
 			}
 			v := npmView(t, name, "1.1.1", "1.1.0")
@@ -86,7 +86,7 @@ func TestDryRunZeroWritesSameOpsAndRerunIsNoop(t *testing.T) {
 		t.Fatalf("contain exit %d: %s", real.code, real.stderr)
 	}
 	planIDs, dryIDs, realIDs := opIDs(plan.doc(t)), opIDs(dry.doc(t)), opIDs(real.doc(t))
-	if !slices.Equal(planIDs, realIDs) || !slices.Equal(dryIDs, realIDs) || len(realIDs) != 3 {
+	if !slices.Equal(planIDs, realIDs) || !slices.Equal(dryIDs, realIDs) || len(realIDs) != 5 {
 		t.Fatalf("ops differ:\nplan %v\ndry  %v\nreal %v", planIDs, dryIDs, realIDs)
 	}
 	if w := proxy.writes.Load(); w != 3 {
@@ -101,7 +101,7 @@ func TestDryRunZeroWritesSameOpsAndRerunIsNoop(t *testing.T) {
 		t.Errorf("re-run sent %d writes", w)
 	}
 	d := again.doc(t)
-	if d.Counts.Done != 3 || d.Counts.Pending != 0 || d.Status != "done" {
+	if d.Counts.Done != 5 || d.Counts.Pending != 0 || d.Status != "done" {
 		t.Errorf("re-run counts %+v status %s", d.Counts, d.Status)
 	}
 	recs, err := state.VerifyAudit(filepath.Join(e["NPMIR_STATE_DIR"], d.Incident, "audit.jsonl"))
@@ -114,7 +114,7 @@ func TestDryRunZeroWritesSameOpsAndRerunIsNoop(t *testing.T) {
 			done++
 		}
 	}
-	if done != 3 {
-		t.Errorf("audit has %d done records after a run and a re-run, want 3", done)
+	if done != 5 {
+		t.Errorf("audit has %d done records after a run and a re-run, want 5", done)
 	}
 }

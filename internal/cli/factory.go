@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/viper"
 
+	"github.com/npmir/npmir/internal/forensics"
 	"github.com/npmir/npmir/internal/incident"
 	"github.com/npmir/npmir/internal/npmreg"
 	"github.com/npmir/npmir/internal/steps"
@@ -140,6 +141,19 @@ func (f *Factory) stepsEnv(spec *incident.Spec, client *npmreg.Client, dir strin
 	}
 	env := &steps.Env{Spec: spec, NPM: client, Now: f.Now, IncidentDir: dir, Concurrency: conc,
 		TokensCreatedAfter: spec.TokensCreatedAfter, TrustAllow: v.GetStringSlice("npm.trusted_publishers_allow")}
+	if spec.Rules != "" {
+		rules, err := forensics.LoadRules(spec.Rules)
+		if err != nil {
+			return nil, &usageError{fmt.Sprintf("--rules: %v", err)}
+		}
+		env.Rules = rules
+	}
+	if f.IO.CanPrompt() {
+		env.Confirm = func(q string) (bool, error) {
+			ans, err := f.IO.Ask(q)
+			return strings.EqualFold(ans, "y") || strings.EqualFold(ans, "yes"), err
+		}
+	}
 	for _, name := range spec.LeakedTokenEnv {
 		val := f.Getenv(name)
 		if val == "" {

@@ -75,7 +75,7 @@ func (w *maintainerWorld) snapshot() string {
 		}
 		fmt.Fprintf(&b, " trust=%v\n", ids)
 	}
-	for _, tok := range append(append([]string{w.sc.Token, w.sc.SessionToken}, w.sc.AttackerTokens...)) {
+	for _, tok := range append([]string{w.sc.Token, w.sc.SessionToken}, w.sc.AttackerTokens...) {
 		fmt.Fprintf(&b, "token %.8s active=%v\n", tok, w.reg.TokenActive(tok))
 	}
 	return b.String()

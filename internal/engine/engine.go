@@ -122,9 +122,12 @@ func (e *Engine) Plan(ctx context.Context) (*state.File, error) {
 		Incident: e.Env.Spec,
 		Runbook:  state.RunbookRef{Name: e.Runbook.Name, Source: e.Runbook.Source, Digest: e.Runbook.Digest},
 	}
-	for _, t := range e.Env.Targets {
-		f.Targets = append(f.Targets, state.Target{Package: t.Name, Bad: t.Bad, KnownGood: t.KnownGood, KnownGoodFrom: t.KnownGoodFrom})
-	}
+	// Targets are recorded after planning: the verify step may narrow a target's bad versions.
+	defer func() {
+		for _, t := range e.Env.Targets {
+			f.Targets = append(f.Targets, state.Target{Package: t.Name, Bad: t.Bad, KnownGood: t.KnownGood, KnownGoodFrom: t.KnownGoodFrom, Verdicts: t.Verdicts})
+		}
+	}()
 	if e.Env.NPM != nil {
 		f.Registry = e.Env.NPM.Registry()
 	}

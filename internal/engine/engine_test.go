@@ -193,7 +193,10 @@ func TestApprovalIsRequiredDeclinedOrGiven(t *testing.T) {
 		t.Fatalf("declined: %v", err)
 	}
 	asked := 0
-	eng.Approve = func(_ context.Context, st state.Step, ops []*state.Op) (bool, error) { asked++; return len(ops) == 2, nil }
+	eng.Approve = func(_ context.Context, st state.Step, ops []*state.Op) (bool, error) {
+		asked++
+		return len(ops) == 2, nil
+	}
 	if err := eng.Apply(context.Background(), store, audit); err != nil || asked != 1 {
 		t.Fatalf("approved: %v (asked %d)", err, asked)
 	}

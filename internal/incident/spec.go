@@ -41,6 +41,8 @@ type Spec struct {
 	// LeakedTokenEnv names the variables holding token values known to have leaked: npmir
 	// proves each is refused after revocation. The names are stored, never the values.
 	LeakedTokenEnv []string `json:"leaked_token_env,omitempty"`
+	// Rules is a forensics rules file merged over the embedded rules (--rules).
+	Rules string `json:"rules,omitempty"`
 }
 
 // UsageError is bad input from the responder: exit code 2.
@@ -98,12 +100,13 @@ type Options struct {
 	// TokensCreatedAfter is a time as --since takes it; "since" means the --since value.
 	TokensCreatedAfter string
 	LeakedTokenEnv     []string
+	Rules              string
 	Now                time.Time
 }
 
 // Build validates the inputs and returns the Spec.
 func Build(o Options) (*Spec, error) {
-	spec := &Spec{Maintainer: o.Maintainer, LeakedTokenEnv: o.LeakedTokenEnv}
+	spec := &Spec{Maintainer: o.Maintainer, LeakedTokenEnv: o.LeakedTokenEnv, Rules: o.Rules}
 	if o.Maintainer != "" && !ValidName(o.Maintainer) && !ValidName(o.Maintainer+"/x") {
 		return nil, usagef("--maintainer %q is not a valid npm user or @org name", o.Maintainer)
 	}

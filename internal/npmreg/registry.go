@@ -121,7 +121,8 @@ func (c *Client) Whoami(ctx context.Context, token string) (string, error) {
 }
 
 // Tarball opens a version's tarball. The token is sent only when the tarball lives on the
-// registry's own host: a packument can point anywhere, and a token must not follow it.
+// registry's own host: a packument can point anywhere, and a token must not follow it. Like every
+// read, it is retried on 429, 5xx and connection errors.
 func (c *Client) Tarball(ctx context.Context, tarballURL string) (io.ReadCloser, error) {
 	u, err := url.Parse(tarballURL)
 	if err != nil {
@@ -130,25 +131,52 @@ func (c *Client) Tarball(ctx context.Context, tarballURL string) (io.ReadCloser,
 	if !u.IsAbs() {
 		u = c.base.ResolveReference(u)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", c.UserAgent)
-	if c.token != "" && u.Host == c.base.Host {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	if c.OnRequest != nil {
-		c.OnRequest(http.MethodGet, u.EscapedPath())
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, &NetError{Method: http.MethodGet, URL: u.Redacted(), Err: fmt.Errorf("%s", c.Redact(err.Error()))}
-	}
-	if resp.StatusCode != http.StatusOK {
+	for attempt := 0; ; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("User-Agent", c.UserAgent)
+		if c.token != "" && u.Host == c.base.Host {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		if c.OnRequest != nil {
+			c.OnRequest(http.MethodGet, u.EscapedPath())
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			if ctx.Err() == nil && attempt < c.Retries {
+				if serr := c.sleep(ctx, c.backoff(attempt, 0)); serr != nil {
+					return nil, serr
+				}
+				continue
+			}
+			return nil, &NetError{Method: http.MethodGet, URL: u.Redacted(), Err: fmt.Errorf("%s", c.Redact(err.Error()))}
+		}
+		if resp.StatusCode == http.StatusOK {
+			return resp.Body, nil
+		}
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
+		if (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500) && attempt < c.Retries {
+			if serr := c.sleep(ctx, c.backoff(attempt, retryAfter(resp))); serr != nil {
+				return nil, serr
+			}
+			continue
+		}
 		return nil, &HTTPError{Method: http.MethodGet, URL: u.Redacted(), Status: resp.StatusCode, Body: c.Redact(snippet(b))}
 	}
-	return resp.Body, nil
 }
+
+// RawPackument returns the packument exactly as the registry sent it (`?write=true`, uncached),
+// for evidence that must be byte-faithful.
+func (c *Client) RawPackument(ctx context.Context, name string) ([]byte, error) {
+	var raw json.RawMessage
+	if err := c.do(ctx, c.packumentRequest(name, true), &raw); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}
+
+// PackumentURL is where the packument of name is read from (for evidence manifests).
+func (c *Client) PackumentURL(name string) string { return c.url(PathEscape(name), nil) }

@@ -98,6 +98,9 @@ type Param struct {
 // KindInfo is what validation needs to know of a step kind.
 type KindInfo struct {
 	Params []Param
+	// Preserves: the kind saves evidence; Removes: it deletes or hides artifacts. A runbook
+	// must preserve before it removes ("preserve the malicious release for analysis").
+	Preserves, Removes bool
 }
 
 // Lookup finds a step kind by its `uses` name.
@@ -192,6 +195,7 @@ func Parse(data []byte, source string, lookup Lookup) (*Runbook, Problems) {
 	}
 	stageSeen := map[string]int{}
 	idSeen := map[string]int{}
+	preservedAt := 0 // line of the first evidence-preserving step
 	for i := range rb.Stages {
 		st := &rb.Stages[i]
 		sn := stagesNode.Content[i]
@@ -230,6 +234,12 @@ func Parse(data []byte, source string, lookup Lookup) (*Runbook, Problems) {
 				continue
 			}
 			checkParams(step, valueOf(node, "with"), info, add)
+			if info.Preserves && preservedAt == 0 {
+				preservedAt = step.Line
+			}
+			if info.Removes && preservedAt == 0 {
+				add(lineOf(node, "uses"), "step %q (%s) removes or hides artifacts, but no evidence-preserving step (npm.verify) runs before it", step.ID, step.Uses)
+			}
 		}
 	}
 	if len(ps) > 0 {

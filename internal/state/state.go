@@ -56,10 +56,18 @@ type RunbookRef struct {
 
 // Target is a resolved package: its bad versions and the version the freeze falls back to.
 type Target struct {
-	Package       string   `json:"package"`
-	Bad           []string `json:"bad_versions"`
-	KnownGood     string   `json:"known_good,omitempty"`
-	KnownGoodFrom string   `json:"known_good_from,omitempty"`
+	Package       string    `json:"package"`
+	Bad           []string  `json:"bad_versions"`
+	KnownGood     string    `json:"known_good,omitempty"`
+	KnownGoodFrom string    `json:"known_good_from,omitempty"`
+	Verdicts      []Verdict `json:"verdicts,omitempty"`
+}
+
+// Verdict is verify's judgement of one suspect version, with the ids of the rules that fired.
+type Verdict struct {
+	Version string   `json:"version"`
+	Verdict string   `json:"verdict"` // malicious, suspicious, clean
+	Rules   []string `json:"rules,omitempty"`
 }
 
 // Scope is the blast radius found in maintainer mode: how many packages the account can

@@ -104,7 +104,7 @@ func Resolve(ctx context.Context, env *Env) error {
 }
 
 func resolveOne(env *Env, p *npmreg.Packument, name string, versions []string) (*Target, error) {
-	rt := &Target{Name: name, Packument: p}
+	rt := &Target{Name: name, Packument: p, NamedVersions: versions}
 	if len(versions) > 0 {
 		for _, v := range versions {
 			if _, ok := p.Versions[v]; !ok {

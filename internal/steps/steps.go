@@ -12,9 +12,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/npmir/npmir/internal/forensics"
 	"github.com/npmir/npmir/internal/incident"
 	"github.com/npmir/npmir/internal/npmreg"
 	"github.com/npmir/npmir/internal/runbook"
+	"github.com/npmir/npmir/internal/state"
 )
 
 // Op is one concrete mutation (or manual action) with a stable id: the same incident planned
@@ -54,6 +56,9 @@ type Info struct {
 	Summary  string
 	Provider string // npm, github, mirror, notify, local
 	Params   []runbook.Param
+	// Preserves: the kind saves evidence. Removes: the kind deletes or hides artifacts, so a
+	// preserving step must run before it (runbook validation enforces the order).
+	Preserves, Removes bool
 }
 
 // Kind is a step kind.
@@ -102,6 +107,14 @@ type Env struct {
 	TrustAllow []string
 	// Scope is what the blast-radius listing found (maintainer mode), nil otherwise.
 	Scope *Scope
+	// Rules are the forensics rules (embedded, plus --rules); nil means the embedded ones.
+	Rules *forensics.RuleSet
+	// Reports are verify's reports by package, filled when the verify step plans.
+	Reports map[string]*forensics.Report
+	// IncludeSuspicious freezes versions found since T that verify finds only suspicious
+	// (--yes); otherwise Confirm asks, when a terminal is there.
+	IncludeSuspicious bool
+	Confirm           func(question string) (bool, error)
 }
 
 // Scope is every package a maintainer can publish, and which of them have versions since T.
@@ -130,13 +143,21 @@ func (env *Env) Affected() []*Target {
 
 // Target is a package under containment, resolved against the registry.
 type Target struct {
-	Name      string
-	Bad       []string // bad versions, ascending
-	KnownGood string   // "" when none exists
+	Name string
+	Bad  []string // bad versions, ascending
+	// NamedVersions are the versions the responder named (name@version): always frozen,
+	// whatever verify finds; versions found by --since are frozen only if verify agrees.
+	NamedVersions []string
+	// Verdicts are verify's judgements, per suspect version.
+	Verdicts  []state.Verdict
+	KnownGood string // "" when none exists
 	// KnownGoodFrom says where KnownGood came from: "override" or "derived".
 	KnownGoodFrom string
 	Packument     *npmreg.Packument
 }
+
+// Named reports whether the responder named version v explicitly.
+func (t *Target) Named(v string) bool { return slices.Contains(t.NamedVersions, v) }
 
 // IsBad reports whether v is one of the target's bad versions.
 func (t *Target) IsBad(v string) bool { return slices.Contains(t.Bad, v) }
@@ -171,7 +192,8 @@ func RunbookLookup(uses string) (runbook.KindInfo, bool) {
 	if !ok {
 		return runbook.KindInfo{}, false
 	}
-	return runbook.KindInfo{Params: k.Info().Params}, true
+	i := k.Info()
+	return runbook.KindInfo{Params: i.Params, Preserves: i.Preserves, Removes: i.Removes}, true
 }
 
 // pending is a kind planned for a later npmir release: it shows in the plan as skipped with its
@@ -195,7 +217,7 @@ func init() {
 		{Info{Name: "github.disable-release-workflows", Provider: "github", Summary: "disable the workflows that can publish to npm and cancel their running jobs"}, "GitHub Actions adapter"},
 		{Info{Name: "github.remove-rogue-runners", Provider: "github", Summary: "remove self-hosted runners the worm registered (SHA1HULUD) and injected workflows"}, "GitHub Actions adapter"},
 		{Info{Name: "github.rotate-secrets", Provider: "github", Summary: "delete the npm tokens stored as CI secrets so they can be re-issued"}, "GitHub Actions adapter"},
-		{Info{Name: "mirror.quarantine", Provider: "mirror", Summary: "quarantine the bad versions cached in Artifactory, Nexus or Verdaccio mirrors"}, "mirror adapters"},
+		{Info{Name: "mirror.quarantine", Provider: "mirror", Removes: true, Summary: "quarantine the bad versions cached in Artifactory, Nexus or Verdaccio mirrors"}, "mirror adapters"},
 		{Info{Name: "npm.remove-maintainer", Provider: "npm", Summary: "remove the compromised account from each affected package's owners"}, "npm revoke stage"},
 		{Info{Name: "npm.require-2fa", Provider: "npm", Summary: "require 2FA for publishing and refuse tokens that bypass it"}, "npm revoke stage"},
 		{Info{Name: "npm.revoke-tokens", Provider: "npm", Summary: "revoke the identity's npm tokens and prove they are refused"}, "npm revoke stage"},
