@@ -8,8 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/npmir/npmir/internal/npmreg"
+	"github.com/npmir/npmir/internal/runbook"
 	"github.com/npmir/npmir/internal/state"
+	"github.com/npmir/npmir/internal/testenv/npmpkg"
 )
 
 // The foundation's acceptance: after contain --yes, the real npm client sees the tags back on the
@@ -116,5 +120,60 @@ func TestDryRunZeroWritesSameOpsAndRerunIsNoop(t *testing.T) {
 	}
 	if done != 5 {
 		t.Errorf("audit has %d done records after a run and a re-run, want 5", done)
+	}
+}
+
+// With --since, verify decides: a malicious version is frozen; a release published after T that
+// is only suspicious (here: part of a publish burst) is left alone under a runbook that says
+// `suspicious: exclude` and becomes the known-good; the report gives the verdicts with rules.
+func TestContainSinceFreezesOnlyWhatVerifyConvicts(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	name := "since-verify-pkg"
+	pub := func(v string, man map[string]any, files map[string][]byte) {
+		t.Helper()
+		if err := verd.Publish(ctx, npmpkg.Package{Name: name, Version: v, Manifest: man, Files: files}, "latest"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	index := map[string][]byte{"index.js": []byte("module.exports = () => 'hi'\n")}
+	pub("1.0.0", map[string]any{"main": "index.js"}, index)
+	// T is just after 1.0.0's publish time as the registry recorded it (an authenticated publish
+	// takes tens of milliseconds on Verdaccio, so the next one lands after T).
+	c, _ := npmreg.New(npmreg.Options{Registry: verd.URL})
+	p, err := c.Packument(ctx, name, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0, _ := p.PublishedAt("1.0.0")
+	since := t0.Add(time.Millisecond).Format(time.RFC3339Nano)
+	pub("1.0.1", map[string]any{"main": "index.js"}, map[string][]byte{"index.js": index["index.js"], "README.md": []byte("# fixed a typo\n")})
+	pub("1.0.2", map[string]any{"main": "index.js", "scripts": map[string]any{"preinstall": "node setup_bun.js"}},
+		map[string][]byte{"index.js": index["index.js"], "setup_bun.js": []byte("// npmir fixture: inert stand-in, does nothing\n")})
+	e := newEnv(t)
+	rb, _ := runbook.Embedded("npm-maintainer-compromise")
+	custom := strings.Replace(string(rb), "uses: npm.verify\n", "uses: npm.verify\n        with: { suspicious: exclude }\n", 1)
+	rbPath := filepath.Join(e["HOME"], "rb.yaml")
+	if err := os.WriteFile(rbPath, []byte(custom), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, e, "contain", name, "--since", since, "--yes", "--runbook", rbPath, "--registry", verd.URL, "--output", "json")
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	d := r.doc(t)
+	if len(d.Targets) != 1 || strings.Join(d.Targets[0].Bad, ",") != "1.0.2" || d.Targets[0].KnownGood != "1.0.1" {
+		t.Fatalf("targets %+v, want only 1.0.2 bad, known-good 1.0.1", d.Targets)
+	}
+	verdicts := map[string]string{}
+	for _, v := range d.Targets[0].Verdicts {
+		verdicts[v.Version] = v.Verdict
+	}
+	if verdicts["1.0.1"] != "suspicious" || verdicts["1.0.2"] != "malicious" {
+		t.Errorf("verdicts %v", verdicts)
+	}
+	v := npmView(t, name, "1.0.1", "1.0.2")
+	if v.DistTags["latest"] != "1.0.1" || v.Deprecated["1.0.1"] != "" || v.Deprecated["1.0.2"] == "" {
+		t.Errorf("registry after contain: %+v", v)
 	}
 }
