@@ -15,9 +15,24 @@ $(VERDACCIO): testdata/verdaccio/package-lock.json
 	cd testdata/verdaccio && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# FUZZTIME is how long each fuzz target runs in the smoke (the seed corpora always run as
+# ordinary tests); raise it for a real fuzzing session: make fuzz FUZZTIME=10m
+FUZZTIME ?= 4s
+FUZZ_TARGETS := internal/forensics:FuzzReadTarball internal/forensics:FuzzPackageJSONDiff \
+	internal/inventory:FuzzNpmLock internal/inventory:FuzzYarnLock internal/inventory:FuzzPnpmLock \
+	internal/inventory:FuzzBunLock internal/inventory:FuzzSBOM
+
 test: deps
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; fn=$${t##*:}; \
+		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >"$${TMPDIR:-/tmp}/npmir-fuzz-$$fn.log" 2>&1 || { cat "$${TMPDIR:-/tmp}/npmir-fuzz-$$fn.log"; exit 1; }; \
+	done
 
 lint:
 	$(GO) vet ./...

@@ -95,3 +95,25 @@ func TestParseRejectsWrongHeaderAndBadYAML(t *testing.T) {
 		t.Errorf("bad YAML: %v", ps)
 	}
 }
+
+// Evidence comes first: a step that removes or hides artifacts must follow a preserving one.
+func TestRemovalNeedsEvidencePreservedFirst(t *testing.T) {
+	t.Parallel()
+	look := func(uses string) (KindInfo, bool) {
+		switch uses {
+		case "keep":
+			return KindInfo{Preserves: true}, true
+		case "remove":
+			return KindInfo{Removes: true}, true
+		}
+		return KindInfo{}, false
+	}
+	head := "apiVersion: npmir/v1\nkind: Runbook\nname: x\nstages:\n  - name: s\n    steps:\n"
+	_, ps := Parse([]byte(head+"      - id: a\n        uses: remove\n      - id: b\n        uses: keep\n"), "r.yaml", look)
+	if len(ps) != 1 || ps[0].Line != 7 || !strings.Contains(ps[0].Msg, "no evidence-preserving step") {
+		t.Errorf("removal first: %v", ps)
+	}
+	if _, ps := Parse([]byte(head+"      - id: a\n        uses: keep\n      - id: b\n        uses: remove\n"), "r.yaml", look); len(ps) != 0 {
+		t.Errorf("preserve then remove: %v", ps)
+	}
+}
