@@ -110,7 +110,7 @@ func TestRemovalNeedsEvidencePreservedFirst(t *testing.T) {
 	}
 	head := "apiVersion: npmir/v1\nkind: Runbook\nname: x\nstages:\n  - name: s\n    steps:\n"
 	_, ps := Parse([]byte(head+"      - id: a\n        uses: remove\n      - id: b\n        uses: keep\n"), "r.yaml", look)
-	if len(ps) != 1 || ps[0].Line != 7 || !strings.Contains(ps[0].Msg, "no evidence-preserving step") {
+	if len(ps) != 1 || ps[0].Line != 8 || !strings.Contains(ps[0].Msg, "no evidence-preserving step") {
 		t.Errorf("removal first: %v", ps)
 	}
 	if _, ps := Parse([]byte(head+"      - id: a\n        uses: keep\n      - id: b\n        uses: remove\n"), "r.yaml", look); len(ps) != 0 {
