@@ -72,6 +72,11 @@ func (p *printer) planSummary(f *state.File) {
 			sc.Maintainer, sc.Packages, sc.Source, sc.Affected, f.Incident.Since.UTC().Format("2006-01-02T15:04:05Z"))
 	}
 	w.Printf("Plan for incident %s: %d op(s) on %d package(s)\n", f.Incident.ID, runnable, len(f.Targets))
+	why := map[string]string{}
+	for _, st := range f.Stages {
+		why[st.Name] = st.Description
+	}
+	lastStage := ""
 	for _, st := range f.Steps {
 		var ops []*state.Op
 		for _, op := range f.Ops {
@@ -81,6 +86,12 @@ func (p *printer) planSummary(f *state.File) {
 		}
 		if len(ops) == 0 {
 			continue
+		}
+		if st.Stage != lastStage {
+			lastStage = st.Stage
+			if d := why[st.Stage]; d != "" {
+				w.Printf("  %s: %s\n", st.Stage, d)
+			}
 		}
 		w.Printf("  %s/%s: %d op(s)\n", st.Stage, st.ID, len(ops))
 		if runnable <= bigRun {

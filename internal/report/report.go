@@ -159,7 +159,7 @@ func WriteText(w io.Writer, d *Document, o TextOptions) error {
 	if len(d.Targets) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, c.bold("PACKAGE\tBAD VERSIONS\tKNOWN-GOOD"))
+		fmt.Fprintln(tw, c.bold("PACKAGE\tBAD VERSIONS\tKNOWN-GOOD\tVERIFY"))
 		for _, t := range d.Targets {
 			kg := t.KnownGood
 			if kg == "" {
@@ -171,7 +171,7 @@ func WriteText(w io.Writer, d *Document, o TextOptions) error {
 			if bad == "" {
 				bad = "none found"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.Package, bad, kg)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Package, bad, kg, verdictText(c, t.Verdicts))
 		}
 		tw.Flush()
 	}
@@ -205,6 +205,9 @@ func WriteText(w io.Writer, d *Document, o TextOptions) error {
 	k := d.Counts
 	fmt.Fprintf(w, "%d op(s): %d done (%d changed), %d pending, %d failed, %d need a person; %d step(s) skipped\n",
 		k.Ops, k.Done, k.Changed, k.Pending+k.Started, k.Failed, k.Manual, k.Skipped)
+	if sc := d.Scope; sc != nil {
+		fmt.Fprintf(w, "Blast radius: %s can publish %d package(s) (%s listing); %d had versions since T\n", sc.Maintainer, sc.Packages, sc.Source, sc.Affected)
+	}
 	if d.StateFile != "" {
 		fmt.Fprintf(w, "State %s · audit %s\n", d.StateFile, d.AuditLog)
 	}
@@ -212,6 +215,24 @@ func WriteText(w io.Writer, d *Document, o TextOptions) error {
 		fmt.Fprintf(w, "Next: %s\n", d.Next)
 	}
 	return nil
+}
+
+func verdictText(c colors, vs []state.Verdict) string {
+	var parts []string
+	for _, v := range vs {
+		word := v.Verdict
+		switch v.Verdict {
+		case "malicious":
+			word = c.red(word)
+		case "suspicious":
+			word = c.yellow(word)
+		}
+		parts = append(parts, v.Version+" "+word)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func opText(op state.Op) string {
@@ -239,14 +260,21 @@ func WriteMarkdown(w io.Writer, d *Document, now time.Time) error {
 	fmt.Fprintf(w, "# Incident %s\n\n", d.Incident)
 	fmt.Fprintf(w, "- Status: **%s**\n- Runbook: %s (%s)\n- Registry: %s\n- Report generated: %s\n\n", d.Status, d.Runbook.Name, d.Runbook.Digest, d.Registry, now.UTC().Format(time.RFC3339))
 	if len(d.Targets) > 0 {
-		fmt.Fprintf(w, "## Targets\n\n| package | bad versions | known-good |\n|---|---|---|\n")
+		fmt.Fprintf(w, "## Targets\n\n| package | bad versions | known-good | verify |\n|---|---|---|---|\n")
 		for _, t := range d.Targets {
-			fmt.Fprintf(w, "| `%s` | %s | %s |\n", t.Package, strings.Join(t.Bad, ", "), t.KnownGood)
+			var vs []string
+			for _, v := range t.Verdicts {
+				vs = append(vs, fmt.Sprintf("%s %s (%s)", v.Version, v.Verdict, strings.Join(v.Rules, ", ")))
+			}
+			fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", t.Package, strings.Join(t.Bad, ", "), t.KnownGood, mdEscape(strings.Join(vs, "; ")))
 		}
 		fmt.Fprintln(w)
 	}
 	for _, st := range d.Stages {
 		fmt.Fprintf(w, "## %s\n\n", st.Name)
+		if st.Description != "" {
+			fmt.Fprintf(w, "%s\n\n", st.Description)
+		}
 		for _, s := range st.Steps {
 			fmt.Fprintf(w, "### %s (`%s`)\n\n", s.ID, s.Uses)
 			if s.Reason != "" {
