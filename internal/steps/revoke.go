@@ -268,7 +268,8 @@ func (revokeTokens) Plan(ctx context.Context, env *Env, step Step) (StepPlan, er
 		if created != "" {
 			desc += " created " + created
 		}
-		sp.Ops = append(sp.Ops, Op{ID: "npm/token/" + escapeID(tk.Key), Stage: step.Stage, Step: step.ID, Kind: "npm.revoke-tokens",
+		// npmjs token keys are 128 hex digits: 16 identify one in a readable id.
+		sp.Ops = append(sp.Ops, Op{ID: "npm/token/" + escapeID(tk.Key[:min(16, len(tk.Key))]), Stage: step.Stage, Step: step.ID, Kind: "npm.revoke-tokens",
 			Key: "npm-tokens", Target: user, Description: desc,
 			Params: mustJSON(tokenParams{Key: tk.Key, Listed: tk.Token, Created: created, User: user})})
 	}
