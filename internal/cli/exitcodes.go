@@ -23,9 +23,12 @@ const (
 const exitCodesHelp = `npmir exit codes (stable; scripts and SOAR playbooks may rely on them):
 
   0  done: every op in the plan is done (or needs a person, listed in the report);
-     for plan, status and validate: the command worked
+     for plan, status and validate: the command worked; for inventory: every file
+     was read and none pins, lists, installs or admits a bad version
   1  error: registry unreachable, an op failed, state file unreadable or locked;
-     the state file is intact: fix the cause and re-run the same command
+     the state file is intact: fix the cause and re-run the same command.
+     For inventory: consumers found, or a file could not be read (never counted as
+     clean), or a merge is missing shards; stderr and the document say which
   2  bad usage or input: a malformed package spec, an unknown package or version,
      a bad flag, an invalid runbook (validate prints file:line for each problem)
   3  approval needed: a runbook step requires approval and there is no terminal to

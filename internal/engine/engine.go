@@ -379,6 +379,9 @@ func (e *Engine) runOp(ctx context.Context, store *state.Store, audit *state.Aud
 			return e.fail(store, audit, op, fmt.Errorf("check whether %s landed: %w", op.ID, err))
 		}
 		if landed {
+			if res.Manual != "" {
+				return e.manual(store, audit, op, res)
+			}
 			return e.complete(store, audit, op, res, "landed before the interruption; confirmed by a read")
 		}
 	}
