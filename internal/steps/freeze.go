@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -77,8 +76,8 @@ func (rollbackDistTags) Plan(_ context.Context, env *Env, step Step) (StepPlan, 
 }
 
 func (rollbackDistTags) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p distTagParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[distTagParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	tags, err := env.NPM.DistTags(ctx, p.Package)
@@ -106,8 +105,8 @@ func distTagDone(p distTagParams) Result {
 }
 
 func (rollbackDistTags) Check(ctx context.Context, env *Env, op Op) (Result, bool, error) {
-	var p distTagParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[distTagParams](op)
+	if err != nil {
 		return Result{}, false, err
 	}
 	tags, err := env.NPM.DistTags(ctx, p.Package)
@@ -166,8 +165,8 @@ func (deprecate) Plan(_ context.Context, env *Env, step Step) (StepPlan, error) 
 }
 
 func (deprecate) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p deprecateParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[deprecateParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	if _, landed, err := (deprecate{}).Check(ctx, env, op); err != nil {
@@ -187,8 +186,8 @@ func deprecateDone(p deprecateParams) Result {
 }
 
 func (deprecate) Check(ctx context.Context, env *Env, op Op) (Result, bool, error) {
-	var p deprecateParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[deprecateParams](op)
+	if err != nil {
 		return Result{}, false, err
 	}
 	pk, err := env.NPM.Packument(ctx, p.Package, true)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -90,8 +89,8 @@ func (inventoryScan) Plan(_ context.Context, env *Env, step Step) (StepPlan, err
 }
 
 func (inventoryScan) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p inventoryParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[inventoryParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	if env.IncidentDir == "" {
@@ -125,8 +124,8 @@ func (inventoryScan) Apply(ctx context.Context, env *Env, op Op) (Result, error)
 // Check finds the report of an earlier apply, so a resumed run does not scan again. A report
 // for other targets (or one that does not parse) does not count.
 func (inventoryScan) Check(_ context.Context, env *Env, op Op) (Result, bool, error) {
-	var p inventoryParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[inventoryParams](op)
+	if err != nil {
 		return Result{}, false, err
 	}
 	f, err := os.Open(filepath.Join(env.IncidentDir, p.Report))

@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -112,8 +111,8 @@ func (removeMaintainer) Plan(_ context.Context, env *Env, step Step) (StepPlan, 
 }
 
 func (removeMaintainer) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p ownerParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[ownerParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	env.Fault("mid")
@@ -137,8 +136,8 @@ func ownerRemoved(p ownerParams) Result {
 }
 
 func (removeMaintainer) Check(ctx context.Context, env *Env, op Op) (Result, bool, error) {
-	var p ownerParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[ownerParams](op)
+	if err != nil {
 		return Result{}, false, err
 	}
 	owners, err := env.NPM.Owners(ctx, p.Package)
@@ -183,12 +182,12 @@ func (require2FA) Plan(_ context.Context, env *Env, step Step) (StepPlan, error)
 }
 
 func (require2FA) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p accessParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[accessParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	env.Fault("mid")
-	err := env.NPM.SetAccess(ctx, p.Package, npmreg.MFAPublish)
+	err = env.NPM.SetAccess(ctx, p.Package, npmreg.MFAPublish)
 	if unsupported(err) {
 		return Result{Summary: fmt.Sprintf("the registry has no access settings for %s", p.Package),
 			Manual: fmt.Sprintf("run `npm access set mfa=publish %s` against the registry that holds it, or restrict publishing in its admin UI", p.Package)}, nil
@@ -285,8 +284,8 @@ func (revokeTokens) Plan(ctx context.Context, env *Env, step Step) (StepPlan, er
 }
 
 func (revokeTokens) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p tokenParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[tokenParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	if p.Key == "" {
@@ -338,8 +337,8 @@ func verifyLeaked(ctx context.Context, env *Env) (Result, error) {
 }
 
 func (revokeTokens) Check(ctx context.Context, env *Env, op Op) (Result, bool, error) {
-	var p tokenParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[tokenParams](op)
+	if err != nil {
 		return Result{}, false, err
 	}
 	if p.Key == "" {
@@ -432,8 +431,8 @@ func (reviewTrust) Plan(ctx context.Context, env *Env, step Step) (StepPlan, err
 }
 
 func (reviewTrust) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p trustParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[trustParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	env.Fault("mid")
@@ -452,8 +451,8 @@ func trustRemoved(p trustParams) Result {
 }
 
 func (reviewTrust) Check(ctx context.Context, env *Env, op Op) (Result, bool, error) {
-	var p trustParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[trustParams](op)
+	if err != nil {
 		return Result{}, false, err
 	}
 	cfgs, err := env.NPM.TrustConfigs(ctx, p.Package)

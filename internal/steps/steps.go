@@ -241,6 +241,13 @@ func replacePending(k Kind) { registry[k.Info().Name] = k }
 // registry encodes it, so ids stay stable and unambiguous.
 func escapeID(s string) string { return strings.ReplaceAll(s, "/", "%2f") }
 
+// decode reads an op's parameters (written by the kind's Plan with mustJSON).
+func decode[T any](op Op) (T, error) {
+	var p T
+	err := json.Unmarshal(op.Params, &p)
+	return p, err
+}
+
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -158,8 +157,8 @@ func evidenceOp(env *Env, step Step, pkg, version string) Op {
 }
 
 func (verify) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
-	var p evidenceParams
-	if err := json.Unmarshal(op.Params, &p); err != nil {
+	p, err := decode[evidenceParams](op)
+	if err != nil {
 		return Result{}, err
 	}
 	store, err := state.OpenEvidence(env.IncidentDir)
