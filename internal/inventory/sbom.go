@@ -343,7 +343,7 @@ func spdxPackages(s *jsonScanner, pkgs *[]Package) {
 		if found {
 			continue
 		}
-		if n, ok := strings.CutPrefix(name, "npm:"); ok && versionInfo != "" {
+		if n, ok := strings.CutPrefix(name, "npm:"); ok && n != "" && versionInfo != "" {
 			p := Package{Name: n, off: off}
 			p.Version, p.Source = splitVersion(versionInfo)
 			*pkgs = append(*pkgs, p)
