@@ -46,13 +46,14 @@ func TestInterruptStopsCleanlyAndResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(e["NPMIR_STATE_DIR"], "intr", "state.json")
+	first := "npm/dist-tag/" + name + "/latest" // the first registry write (slowed down above)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if f, err := state.Read(path); err == nil && f.Ops[0].Status == state.Started {
+		if p, err := state.ProgressOf(filepath.Join(filepath.Dir(path), "audit.jsonl")); err == nil && p[first].Last.Event == "started" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the first op never started")
+			t.Fatalf("op %s never started", first)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -65,8 +66,8 @@ func TestInterruptStopsCleanlyAndResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Ops[0].Status != state.Done {
-		t.Errorf("the op in flight was abandoned: %s", f.Ops[0].Status)
+	if op := f.Op(first); op.Status != state.Done {
+		t.Errorf("the op in flight was abandoned: %s", op.Status)
 	}
 	if f.Ops[len(f.Ops)-1].Status != state.Pending {
 		t.Errorf("ops kept starting after Ctrl-C: last is %s", f.Ops[len(f.Ops)-1].Status)

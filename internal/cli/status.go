@@ -53,6 +53,10 @@ func statusRun(opts *StatusOptions) error {
 	if err != nil {
 		return err
 	}
+	// The state file is a checkpoint; the audit log has every op's latest progress.
+	if progress, err := state.ProgressOf(filepath.Join(filepath.Dir(opts.StatePath), "audit.jsonl")); err == nil {
+		state.Reconcile(f, progress)
+	}
 	doc := report.Build(f, "status")
 	doc.StateFile = opts.StatePath
 	doc.AuditLog = filepath.Join(filepath.Dir(opts.StatePath), "audit.jsonl")

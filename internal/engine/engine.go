@@ -201,6 +201,12 @@ func (e *Engine) Apply(ctx context.Context, store *state.Store, audit *state.Aud
 	if e.Env.Fault == nil {
 		e.Env.Fault = e.Fault.Hit
 	}
+	// The audit log is the write-ahead record; the state file a checkpoint of it. Bring the
+	// checkpoint up to the log first (after a crash it may lag), then keep it close behind.
+	progress := audit.Progress()
+	store.Note(func(f *state.File) { state.Reconcile(f, progress) })
+	store.Checkpoints(250 * time.Millisecond)
+	defer store.Flush()
 	f := store.File()
 	var stages []string
 	for _, st := range f.Steps {
@@ -369,11 +375,8 @@ func (e *Engine) runOp(ctx context.Context, store *state.Store, audit *state.Aud
 	defer cancel()
 
 	if op.Status == state.Started {
-		// Interrupted mid-op: find out whether the write landed before doing it again.
-		if rec, ok := audit.DoneRecord(op.ID); ok {
-			changed := rec.Changed != nil && *rec.Changed
-			return e.finish(store, op, state.Done, &state.Result{Changed: changed, Summary: rec.Detail}, "")
-		}
+		// Interrupted mid-op (the audit log says started, nothing after): find out whether
+		// the write landed before doing it again.
 		res, landed, err := kind.Check(opCtx, e.Env, sop)
 		if err != nil {
 			return e.fail(store, audit, op, fmt.Errorf("check whether %s landed: %w", op.ID, err))
@@ -385,15 +388,14 @@ func (e *Engine) runOp(ctx context.Context, store *state.Store, audit *state.Aud
 			return e.complete(store, audit, op, res, "landed before the interruption; confirmed by a read")
 		}
 	}
-	now := e.now().UTC()
-	if err := store.Update(func(*(*state.File)) {
-		op.Status, op.Attempts, op.StartedAt, op.FinishedAt, op.Error = state.Started, op.Attempts+1, &now, nil, ""
-	}); err != nil {
-		return &recordError{err}
-	}
+	// "started" is durable in the audit log before anything is sent; the state file follows.
 	if err := audit.Append(state.AuditRecord{Incident: incidentID, Event: "started", Op: op.ID, Stage: op.Stage, Step: op.Step, Detail: op.Description}); err != nil {
 		return &recordError{err}
 	}
+	now := e.now().UTC()
+	store.Note(func(*state.File) {
+		op.Status, op.Attempts, op.StartedAt, op.FinishedAt, op.Error, op.Result = state.Started, op.Attempts+1, &now, nil, "", nil
+	})
 	e.emit(Event{Type: "op", Stage: op.Stage, Step: op.Step, Op: snapshot(op)})
 	e.Fault.Hit("after-started")
 	res, err := kind.Apply(opCtx, e.Env, sop)
@@ -409,14 +411,15 @@ func (e *Engine) runOp(ctx context.Context, store *state.Store, audit *state.Aud
 
 // manual records an op that turned out, when applied, to need a person: nothing was written.
 func (e *Engine) manual(store *state.Store, audit *state.Audit, op *state.Op, res steps.Result) error {
-	if err := audit.Append(state.AuditRecord{Incident: e.Env.Spec.ID, Event: "manual", Op: op.ID, Stage: op.Stage, Step: op.Step, Detail: res.Manual}); err != nil {
-		return &recordError{err}
-	}
 	summary := res.Manual
 	if res.Summary != "" {
 		summary = res.Summary + ": " + res.Manual
 	}
-	return e.finish(store, op, state.Manual, &state.Result{Summary: summary}, "")
+	if err := audit.Append(state.AuditRecord{Incident: e.Env.Spec.ID, Event: "manual", Op: op.ID, Stage: op.Stage, Step: op.Step, Detail: summary}); err != nil {
+		return &recordError{err}
+	}
+	e.finish(store, op, state.Manual, &state.Result{Summary: summary}, "")
+	return nil
 }
 
 func (e *Engine) complete(store *state.Store, audit *state.Audit, op *state.Op, res steps.Result, note string) error {
@@ -430,22 +433,18 @@ func (e *Engine) complete(store *state.Store, audit *state.Audit, op *state.Op, 
 		return &recordError{err}
 	}
 	e.Fault.Hit("after-audit")
-	if err := e.finish(store, op, state.Done, &state.Result{Changed: res.Changed, Summary: res.Summary}, ""); err != nil {
-		return err
-	}
+	e.finish(store, op, state.Done, &state.Result{Changed: res.Changed, Summary: res.Summary}, "")
 	e.Fault.Hit("after-done")
 	return nil
 }
 
-func (e *Engine) finish(store *state.Store, op *state.Op, status string, res *state.Result, errText string) error {
+// finish records an op's outcome in the state file; the audit log already holds it.
+func (e *Engine) finish(store *state.Store, op *state.Op, status string, res *state.Result, errText string) {
 	now := e.now().UTC()
-	if err := store.Update(func(*(*state.File)) {
+	store.Note(func(*state.File) {
 		op.Status, op.Result, op.Error, op.FinishedAt = status, res, errText, &now
-	}); err != nil {
-		return &recordError{err}
-	}
+	})
 	e.emit(Event{Type: "op", Stage: op.Stage, Step: op.Step, Op: snapshot(op)})
-	return nil
 }
 
 func (e *Engine) fail(store *state.Store, audit *state.Audit, op *state.Op, err error) error {
@@ -453,9 +452,7 @@ func (e *Engine) fail(store *state.Store, audit *state.Audit, op *state.Op, err 
 	if aerr := audit.Append(state.AuditRecord{Incident: e.Env.Spec.ID, Event: "failed", Op: op.ID, Stage: op.Stage, Step: op.Step, Detail: text}); aerr != nil {
 		return &recordError{aerr}
 	}
-	if ferr := e.finish(store, op, state.Failed, nil, text); ferr != nil {
-		return ferr
-	}
+	e.finish(store, op, state.Failed, nil, text)
 	return &opError{text: text, err: err}
 }
 

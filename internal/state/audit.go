@@ -37,15 +37,20 @@ type Audit struct {
 	now  func() time.Time
 
 	mu      sync.Mutex
-	cond    *sync.Cond
+	gc      groupCommit
 	f       *os.File
 	seq     int
 	prev    string
 	pending [][]byte
-	flushed int // seq durable so far
-	writing bool
-	err     error
-	done    map[string]AuditRecord // op id → its "done" record
+	// progress is each op's latest record and how often it started: what Reconcile restores
+	// after a crash, and how a resume knows an op is done without asking the registry again.
+	progress map[string]OpProgress
+}
+
+// OpProgress is what the audit log says of one op.
+type OpProgress struct {
+	Last   AuditRecord // the latest of its started, done, failed and manual records
+	Starts int         // how many attempts started
 }
 
 const genesis = "0000000000000000000000000000000000000000000000000000000000000000"
@@ -57,8 +62,8 @@ func OpenAudit(path string) (*Audit, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	a := &Audit{path: path, now: time.Now, f: f, prev: genesis, done: map[string]AuditRecord{}}
-	a.cond = sync.NewCond(&a.mu)
+	a := &Audit{path: path, now: time.Now, f: f, prev: genesis, progress: map[string]OpProgress{}}
+	a.gc = newGroupCommit(&a.mu)
 	torn, err := dropTornTail(f)
 	if err != nil {
 		f.Close()
@@ -70,12 +75,9 @@ func OpenAudit(path string) (*Audit, error) {
 		return nil, err
 	}
 	for _, r := range recs {
-		if r.Event == "done" {
-			a.done[r.Op] = r
-		}
+		a.note(r)
 		a.seq = r.Seq
 	}
-	a.flushed = a.seq
 	if last != "" {
 		a.prev = last
 	}
@@ -171,21 +173,102 @@ func readChain(r io.Reader) ([]AuditRecord, string, error) {
 	return recs, prev, nil
 }
 
-// DoneRecord returns the op's "done" record, if the log has one.
+// note remembers an op's latest progress record.
+func (a *Audit) note(r AuditRecord) {
+	switch r.Event {
+	case "started", "done", "failed", "manual":
+		if r.Op == "" {
+			return
+		}
+		p := a.progress[r.Op]
+		p.Last = r
+		if r.Event == "started" {
+			p.Starts++
+		}
+		a.progress[r.Op] = p
+	}
+}
+
+// DoneRecord returns the op's "done" record, if that is its latest.
 func (a *Audit) DoneRecord(op string) (AuditRecord, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r, ok := a.done[op]
-	return r, ok
+	p, ok := a.progress[op]
+	return p.Last, ok && p.Last.Event == "done"
+}
+
+// Progress returns what the log says of every op.
+func (a *Audit) Progress() map[string]OpProgress {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]OpProgress, len(a.progress))
+	for k, v := range a.progress {
+		out[k] = v
+	}
+	return out
+}
+
+// ProgressOf reads a log (without opening it for writing) and returns what it says of every op.
+func ProgressOf(path string) (map[string]OpProgress, error) {
+	recs, err := VerifyAudit(path)
+	if err != nil {
+		return nil, err
+	}
+	a := &Audit{progress: map[string]OpProgress{}}
+	for _, r := range recs {
+		a.note(r)
+	}
+	return a.progress, nil
+}
+
+// Reconcile brings each op of f up to the audit log's latest record of it. The log is appended
+// and synced before and after every op, the state file only at checkpoints, so after a crash the
+// log is the truth: an op it shows started is checked against the registry before any retry,
+// one it shows done is not sent again. It returns how many ops it changed.
+func Reconcile(f *File, progress map[string]OpProgress) int {
+	n := 0
+	for _, op := range f.Ops {
+		p, ok := progress[op.ID]
+		if !ok {
+			continue
+		}
+		r := p.Last
+		at := r.Time
+		before := *op
+		switch r.Event {
+		case "done":
+			changed := r.Changed != nil && *r.Changed
+			op.Status, op.Error, op.FinishedAt = Done, "", &at
+			op.Result = &Result{Changed: changed, Summary: r.Detail}
+		case "manual":
+			op.Status, op.Error, op.FinishedAt = Manual, "", &at
+			op.Result = &Result{Summary: r.Detail}
+		case "failed":
+			op.Status, op.Error, op.FinishedAt = Failed, r.Detail, &at
+		case "started":
+			if op.Status != Started {
+				op.Status, op.Result, op.Error, op.StartedAt, op.FinishedAt = Started, nil, "", &at, nil
+			}
+		}
+		op.Attempts = max(op.Attempts, p.Starts)
+		if !sameProgress(before, *op) {
+			n++
+		}
+	}
+	return n
+}
+
+func sameProgress(a, b Op) bool {
+	return a.Status == b.Status && a.Error == b.Error && a.Attempts == b.Attempts &&
+		(a.Result == nil) == (b.Result == nil) && (a.Result == nil || *a.Result == *b.Result)
 }
 
 // Append adds a record and returns once it is on disk.
 func (a *Audit) Append(rec AuditRecord) error {
 	a.mu.Lock()
-	if a.err != nil {
-		err := a.err
-		a.mu.Unlock()
-		return err
+	defer a.mu.Unlock()
+	if a.gc.err != nil {
+		return a.gc.err
 	}
 	a.seq++
 	rec.Seq = a.seq
@@ -193,39 +276,23 @@ func (a *Audit) Append(rec AuditRecord) error {
 	rec.Prev = a.prev
 	b, err := json.Marshal(rec)
 	if err != nil {
-		a.mu.Unlock()
 		return err
 	}
 	b = append(b, '\n')
 	sum := sha256.Sum256(b)
 	a.prev = hex.EncodeToString(sum[:])
 	a.pending = append(a.pending, b)
-	if rec.Event == "done" {
-		a.done[rec.Op] = rec
-	}
-	mine := rec.Seq
-	for a.flushed < mine && a.err == nil {
-		if a.writing {
-			a.cond.Wait()
-			continue
-		}
-		a.writing = true
+	a.note(rec)
+	err = a.gc.waitLocked(a.gc.changed(), func() func() error {
 		batch := a.pending
 		a.pending = nil
-		upto := a.seq
-		a.mu.Unlock()
-		err := a.writeBatch(batch)
-		a.mu.Lock()
-		a.writing = false
-		if err != nil {
-			a.err = fmt.Errorf("append to audit log %s: %w", a.path, err)
-		} else {
-			a.flushed = upto
+		return func() error {
+			if err := a.writeBatch(batch); err != nil {
+				return fmt.Errorf("append to audit log %s: %w", a.path, err)
+			}
+			return nil
 		}
-		a.cond.Broadcast()
-	}
-	err = a.err
-	a.mu.Unlock()
+	})
 	return err
 }
 

@@ -64,6 +64,10 @@ type EvidenceStore struct {
 
 	mu sync.Mutex
 	m  EvidenceManifest
+	// Concurrent saves share one manifest write (group commit, like the state file's);
+	// dirtyDirs are folders holding renames not yet made durable.
+	gc        groupCommit
+	dirtyDirs map[string]bool
 }
 
 // OpenEvidence opens (creating it if needed) the evidence folder of an incident. A manifest that
@@ -73,7 +77,8 @@ func OpenEvidence(incidentDir string) (*EvidenceStore, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("evidence folder %s: %w", dir, err)
 	}
-	s := &EvidenceStore{dir: dir, now: time.Now, m: EvidenceManifest{SchemaVersion: EvidenceSchemaVersion, Entries: []EvidenceEntry{}}}
+	s := &EvidenceStore{dir: dir, now: time.Now, m: EvidenceManifest{SchemaVersion: EvidenceSchemaVersion, Entries: []EvidenceEntry{}}, dirtyDirs: map[string]bool{}}
+	s.gc = newGroupCommit(&s.mu)
 	data, err := os.ReadFile(s.manifestPath())
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -153,9 +158,13 @@ func (s *EvidenceStore) Save(kind, pkg, version, sourceURL string, r io.Reader) 
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.gc.err != nil {
+		return EvidenceEntry{}, s.gc.err
+	}
 	for _, e := range s.m.Entries {
 		if e.Kind == kind && e.Package == pkg && e.Version == version && e.SHA256 == sum && s.intact(e) {
-			return e, nil
+			// The entry may belong to a manifest write still under way: wait for it.
+			return e, s.gc.waitLocked(s.gc.version, s.snapshotLocked)
 		}
 	}
 	rel, err := s.pickPath(sub, kind, pkg, version, sum)
@@ -165,22 +174,38 @@ func (s *EvidenceStore) Save(kind, pkg, version, sourceURL string, r io.Reader) 
 	if err := os.Rename(tmpName, filepath.Join(s.dir, filepath.FromSlash(rel))); err != nil {
 		return EvidenceEntry{}, fmt.Errorf("save %s evidence of %s: %w", kind, what, err)
 	}
-	if err := evidenceSyncDir(filepath.Join(s.dir, sub)); err != nil {
-		return EvidenceEntry{}, fmt.Errorf("save %s evidence of %s: %w", kind, what, err)
-	}
+	s.dirtyDirs[filepath.Join(s.dir, sub)] = true
 	e := EvidenceEntry{Path: rel, Kind: kind, Package: pkg, Version: version, SHA256: sum, Size: n, SourceURL: evidenceRedactURL(sourceURL), SavedAt: s.now().UTC()}
 	// Replace an entry for the same path (a file rewritten after it went missing), else append.
 	entries := slices.DeleteFunc(slices.Clone(s.m.Entries), func(x EvidenceEntry) bool { return x.Path == rel })
-	next := EvidenceManifest{SchemaVersion: EvidenceSchemaVersion, Entries: append(entries, e)}
-	data, err := json.MarshalIndent(next, "", "  ")
-	if err != nil {
-		return EvidenceEntry{}, fmt.Errorf("save %s evidence of %s: encode manifest: %w", kind, what, err)
+	s.m = EvidenceManifest{SchemaVersion: EvidenceSchemaVersion, Entries: append(entries, e)}
+	if err := s.gc.waitLocked(s.gc.changed(), s.snapshotLocked); err != nil {
+		return EvidenceEntry{}, fmt.Errorf("save %s evidence of %s: %w", kind, what, err)
 	}
-	if err := WriteFileAtomic(s.manifestPath(), append(data, '\n'), 0o600); err != nil {
-		return EvidenceEntry{}, fmt.Errorf("save %s evidence of %s: write manifest %s: %w", kind, what, s.manifestPath(), err)
-	}
-	s.m = next
 	return e, nil
+}
+
+// snapshotLocked captures the manifest and the folders to sync; the returned function makes the
+// renamed files durable, then writes the manifest atomically, so the manifest never lists a file
+// that a crash could lose.
+func (s *EvidenceStore) snapshotLocked() func() error {
+	dirs := s.dirtyDirs
+	s.dirtyDirs = map[string]bool{}
+	data, err := json.MarshalIndent(s.m, "", "  ")
+	return func() error {
+		for d := range dirs {
+			if err == nil {
+				err = evidenceSyncDir(d)
+			}
+		}
+		if err == nil {
+			err = WriteFileAtomic(s.manifestPath(), append(data, '\n'), 0o600)
+		}
+		if err != nil {
+			return fmt.Errorf("write evidence manifest %s: %w", s.manifestPath(), err)
+		}
+		return nil
+	}
 }
 
 // pickPath names a new file: <kind>/<package>-<version>.<ext>, or with the content hash added

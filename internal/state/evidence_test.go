@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -159,5 +161,37 @@ func TestEvidenceRefusesBadManifest(t *testing.T) {
 				t.Fatal("the refused manifest was modified")
 			}
 		})
+	}
+}
+
+// Concurrent saves through one store: every file ends up in the manifest (a run preserves
+// hundreds of packages at once).
+func TestEvidenceConcurrentSavesAllInTheManifest(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := OpenEvidence(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := s.SaveTarball(fmt.Sprintf("pkg-%02d", i), "1.0.0", "http://127.0.0.1/x.tgz", strings.NewReader(fmt.Sprint("tarball ", i))); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	again, err := OpenEvidence(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(again.Entries()); n != 64 {
+		t.Fatalf("manifest lists %d of 64 files", n)
+	}
+	if problems, err := again.Verify(); err != nil || len(problems) != 0 {
+		t.Fatalf("%v %v", problems, err)
 	}
 }

@@ -181,21 +181,22 @@ func Read(path string) (*File, error) {
 	return &f, nil
 }
 
-// Store is an open, locked state file. Update persists each change before returning, and
-// concurrent updates share one write (group commit), so recording "started" before every
-// mutation stays cheap when hundreds of ops run at once.
+// Store is an open, locked state file. The file is a checkpoint: the audit log, appended and
+// synced before and after every op, is the write-ahead record of what happened, and Reconcile
+// rebuilds the ops' progress from it after a crash. So op transitions (Note) reach the file in
+// periodic checkpoints, while plan-level changes (Update: the plan, approvals) are durable when
+// they return. At hundreds of packages this keeps the run talking to the registry instead of
+// rewriting a file of thousands of ops twice per op.
 type Store struct {
 	path string
 	lock *os.File
 	now  func() time.Time
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	file    *File
-	version uint64
-	saved   uint64
-	saving  bool
-	err     error
+	mu    sync.Mutex
+	file  *File
+	gc    groupCommit
+	stop  chan struct{}
+	timer sync.WaitGroup
 }
 
 // Open locks the incident folder holding path and reads the state file if it exists (f is nil
@@ -220,7 +221,7 @@ func Open(path string) (*Store, error) {
 	_ = lf.Truncate(0)
 	_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	s := &Store{path: path, lock: lf, now: time.Now}
-	s.cond = sync.NewCond(&s.mu)
+	s.gc = newGroupCommit(&s.mu)
 	if _, err := os.Stat(path); err == nil {
 		f, err := Read(path)
 		if err != nil {
@@ -238,7 +239,8 @@ func Open(path string) (*Store, error) {
 // Path returns the state file's path.
 func (s *Store) Path() string { return s.path }
 
-// File returns the current content (nil before Init). Callers read it; changes go through Update.
+// File returns the current content (nil before Init). Callers read it; changes go through Update
+// or Note.
 func (s *Store) File() *File {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,42 +261,84 @@ func (s *Store) Init(f *File) error {
 // durable on disk.
 func (s *Store) Update(fn func(f **File)) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	fn(&s.file)
 	s.file.UpdatedAt = s.now().UTC()
-	s.version++
-	mine := s.version
-	for s.saved < mine {
-		if s.saving {
-			s.cond.Wait()
-			continue
-		}
-		s.saving = true
-		v := s.version
-		data, err := json.MarshalIndent(s.file, "", "  ")
+	return s.gc.waitLocked(s.gc.changed(), s.snapshotLocked)
+}
+
+// Note applies fn under the store's lock and returns at once: the change reaches the file at the
+// next checkpoint (see Checkpoints) or Flush. Use it only for what the audit log already holds.
+func (s *Store) Note(fn func(f *File)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fn(s.file)
+	s.file.UpdatedAt = s.now().UTC()
+	s.gc.changed()
+}
+
+// Flush returns once every change made so far is on disk.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gc.waitLocked(s.gc.version, s.snapshotLocked)
+}
+
+// Checkpoints writes pending changes every interval until Close, so `npmir status` run beside a
+// long contain sees its progress.
+func (s *Store) Checkpoints(interval time.Duration) {
+	s.mu.Lock()
+	if s.stop != nil {
 		s.mu.Unlock()
+		return
+	}
+	s.stop = make(chan struct{})
+	stop := s.stop
+	s.mu.Unlock()
+	s.timer.Add(1)
+	go func() {
+		defer s.timer.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = s.Flush()
+			}
+		}
+	}()
+}
+
+func (s *Store) snapshotLocked() func() error {
+	data, err := json.MarshalIndent(s.file, "", "  ")
+	return func() error {
 		if err == nil {
 			err = WriteFileAtomic(s.path, append(data, '\n'), 0o600)
 		}
-		s.mu.Lock()
-		s.saving = false
 		if err != nil {
-			s.err = fmt.Errorf("write state file %s: %w", s.path, err)
-			s.cond.Broadcast()
-			err := s.err
-			s.mu.Unlock()
-			return err
+			return fmt.Errorf("write state file %s: %w", s.path, err)
 		}
-		s.saved = v
-		s.cond.Broadcast()
+		return nil
 	}
-	s.mu.Unlock()
-	return nil
 }
 
-// Close releases the lock.
+// Close writes what is pending and releases the lock.
 func (s *Store) Close() error {
 	if s.lock == nil {
 		return nil
+	}
+	s.mu.Lock()
+	stop := s.stop
+	s.stop = nil
+	s.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		s.timer.Wait()
+	}
+	if s.File() != nil {
+		_ = s.Flush()
 	}
 	_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
 	err := s.lock.Close()

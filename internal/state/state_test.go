@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/npmir/npmir/internal/incident"
 )
@@ -150,5 +151,95 @@ func TestAuditChainDetectsTamperingAndDropsTornTail(t *testing.T) {
 	var ce *ChainError
 	if !errors.As(err, &ce) || ce.Line != 4 {
 		t.Fatalf("tampered log: %v, want a chain error at line 4", err)
+	}
+}
+
+// After a crash the state file (a checkpoint) lags the audit log; Reconcile brings it up.
+func TestReconcileFromAuditLog(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	a, err := OpenAudit(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	for _, r := range []AuditRecord{
+		{Event: "plan"},
+		{Event: "started", Op: "a"}, {Event: "done", Op: "a", Changed: &yes, Detail: "moved latest"},
+		{Event: "started", Op: "b"},
+		{Event: "started", Op: "c"}, {Event: "failed", Op: "c", Detail: "registry said 500"}, {Event: "started", Op: "c"},
+		{Event: "started", Op: "d"}, {Event: "manual", Op: "d", Detail: "only owner: add a co-maintainer"},
+	} {
+		if err := a.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Close()
+	f := newFile()
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		f.Ops = append(f.Ops, &Op{ID: id, Status: Pending})
+	}
+	p, err := ProgressOf(filepath.Join(dir, "audit.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := Reconcile(f, p); n != 4 {
+		t.Errorf("Reconcile changed %d ops, want 4", n)
+	}
+	want := map[string]string{"a": Done, "b": Started, "c": Started, "d": Manual, "e": Pending}
+	for _, op := range f.Ops {
+		if op.Status != want[op.ID] {
+			t.Errorf("op %s: %s, want %s", op.ID, op.Status, want[op.ID])
+		}
+	}
+	if r := f.Op("a").Result; r == nil || !r.Changed || r.Summary != "moved latest" {
+		t.Errorf("done result %+v", r)
+	}
+	if f.Op("c").Attempts != 2 || f.Op("d").Result.Summary != "only owner: add a co-maintainer" {
+		t.Errorf("attempts %d, manual %+v", f.Op("c").Attempts, f.Op("d").Result)
+	}
+	if n := Reconcile(f, p); n != 0 {
+		t.Errorf("a second Reconcile changed %d ops", n)
+	}
+}
+
+func TestNoteReachesTheFileAtFlushAndCheckpoints(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "state.json")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFile()
+	f.Ops = []*Op{{ID: "x", Status: Pending}}
+	if err := s.Init(f); err != nil {
+		t.Fatal(err)
+	}
+	s.Note(func(f *File) { f.Ops[0].Status = Done })
+	if got, _ := Read(path); got.Ops[0].Status != Pending {
+		t.Fatal("Note wrote at once; it should wait for a checkpoint")
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Read(path); got.Ops[0].Status != Done {
+		t.Fatal("Flush did not write the noted change")
+	}
+	s.Checkpoints(5 * time.Millisecond)
+	s.Note(func(f *File) { f.Ops[0].Status = Failed })
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if got, _ := Read(path); got.Ops[0].Status == Failed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no checkpoint wrote the change")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.Note(func(f *File) { f.Ops[0].Status = Manual })
+	s.Close() // writes what is pending
+	if got, _ := Read(path); got.Ops[0].Status != Manual {
+		t.Fatal("Close lost a noted change")
 	}
 }

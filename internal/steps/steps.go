@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/npmir/npmir/internal/forensics"
@@ -111,6 +112,10 @@ type Env struct {
 	Rules *forensics.RuleSet
 	// Reports are verify's reports by package, filled when the verify step plans.
 	Reports map[string]*forensics.Report
+
+	evidenceOnce sync.Once
+	evidence     *state.EvidenceStore
+	evidenceErr  error
 	// IncludeSuspicious freezes versions found since T that verify finds only suspicious
 	// (--yes); otherwise Confirm asks, when a terminal is there.
 	IncludeSuspicious bool
@@ -261,6 +266,14 @@ func needNPM(env *Env) string {
 		return "provider not configured: npm registry"
 	}
 	return ""
+}
+
+// Evidence returns the incident's evidence store, opened once: every op of a run must share one
+// store, since a store orders its manifest writes only among its own callers (two stores on one
+// folder would each rewrite manifest.json from their own view and lose each other's entries).
+func (env *Env) Evidence() (*state.EvidenceStore, error) {
+	env.evidenceOnce.Do(func() { env.evidence, env.evidenceErr = state.OpenEvidence(env.IncidentDir) })
+	return env.evidence, env.evidenceErr
 }
 
 // Register adds a kind (tests register fakes; a real kind registers itself in init).

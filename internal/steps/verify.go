@@ -161,7 +161,7 @@ func (verify) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	store, err := state.OpenEvidence(env.IncidentDir)
+	store, err := env.Evidence()
 	if err != nil {
 		return Result{}, err
 	}
