@@ -164,6 +164,9 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
 		if r.write {
+			if hook, ok := ctx.Value(beforeWriteKey{}).(func()); ok {
+				hook()
+			}
 			c.otpMu.Lock()
 			if c.otp != "" {
 				req.Header.Set("npm-otp", c.otp)
@@ -316,4 +319,14 @@ func TokenMatches(listed, value string) bool {
 	}
 	listed = strings.TrimRight(listed, "*")
 	return len(listed) >= 6 && strings.HasPrefix(value, listed)
+}
+
+type beforeWriteKey struct{}
+
+// WithBeforeWrite returns a context under which fn runs once, just before the first write
+// request is sent: after an op's reads, before its mutation. The engine's fault injection uses it
+// to stop a process in the middle of an op that the client performs as read-then-write.
+func WithBeforeWrite(ctx context.Context, fn func()) context.Context {
+	var once sync.Once
+	return context.WithValue(ctx, beforeWriteKey{}, func() { once.Do(fn) })
 }

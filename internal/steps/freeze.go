@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/npmir/npmir/internal/npmreg"
 	"github.com/npmir/npmir/internal/runbook"
 )
 
@@ -169,14 +170,14 @@ func (deprecate) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	if _, landed, err := (deprecate{}).Check(ctx, env, op); err != nil {
-		return Result{}, err
-	} else if landed {
-		return Result{Summary: fmt.Sprintf("%s@%s already deprecated with this message", p.Package, p.Version)}, nil
-	}
-	env.Fault("mid")
-	if _, err := env.NPM.Deprecate(ctx, p.Package, p.Version, p.Message); err != nil {
+	// Deprecate reads the packument and writes only when the message differs; "mid" fires
+	// between that read and the write.
+	changed, err := env.NPM.Deprecate(npmreg.WithBeforeWrite(ctx, func() { env.Fault("mid") }), p.Package, p.Version, p.Message)
+	if err != nil {
 		return Result{}, fmt.Errorf("deprecate %s@%s: %w", p.Package, p.Version, err)
+	}
+	if !changed {
+		return Result{Summary: fmt.Sprintf("%s@%s already deprecated with this message", p.Package, p.Version)}, nil
 	}
 	return deprecateDone(p), nil
 }
