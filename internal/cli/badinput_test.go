@@ -29,6 +29,7 @@ func TestBadInput(t *testing.T) {
 		{"malformed spec", []string{"contain", "Bad Name@1.0.0", "--yes"}, "", ExitUsage, "not a valid npm package name"},
 		{"range instead of version", []string{"contain", name + "@^1.0.0", "--yes"}, "", ExitUsage, "not an exact version"},
 		{"bare name without since", []string{"contain", name, "--yes"}, "", ExitUsage, "--since"},
+		{"relative since", []string{"contain", name, "--since", "36h", "--yes"}, "", ExitUsage, "contain needs a fixed time"},
 		{"no package", []string{"contain", "--yes"}, "", ExitUsage, "name at least one package"},
 		{"bad flag", []string{"contain", name + "@1.1.1", "--frobnicate"}, "", ExitUsage, "unknown flag"},
 		{"bad output", []string{"contain", name + "@1.1.1", "-o", "yaml"}, "", ExitUsage, "--output"},

@@ -146,6 +146,13 @@ and an op caught mid-way is checked against the registry before it is retried.`
 
 func containRun(ctx context.Context, opts *ContainOptions) error {
 	f := opts.Factory
+	if opts.Since != "" && !opts.DryRun && !incident.IsAbsoluteTime(opts.Since) {
+		// "36h" means another instant on every run, so another incident id: re-running the
+		// same command would start a second incident instead of resuming the first.
+		if t, err := incident.ParseTime(opts.Since, f.Now()); err == nil {
+			return &usageError{fmt.Sprintf("--since %q is relative; contain needs a fixed time so that re-running the same command resumes the same incident: use --since %s", opts.Since, t.Format(time.RFC3339))}
+		}
+	}
 	spec, err := incident.Build(incident.Options{Specs: opts.Specs, Since: opts.Since, KnownGood: opts.KnownGood, IncidentID: opts.Incident,
 		Maintainer: opts.Maintainer, TokensCreatedAfter: opts.TokensCreatedAfter, LeakedTokenEnv: opts.LeakedTokenEnv, Rules: opts.Rules, Now: f.Now()})
 	if err != nil {
@@ -262,9 +269,15 @@ func applyAndReport(ctx context.Context, eng *engine.Engine, store *state.Store,
 	doc := report.Build(store.File(), "apply")
 	doc.StateFile = store.Path()
 	doc.AuditLog = filepath.Join(filepath.Dir(store.Path()), "audit.jsonl")
+	if runErr == nil && doc.Counts.Manual > 0 {
+		runErr = &needsActionError{n: doc.Counts.Manual}
+	}
+	var na *needsActionError
 	switch {
 	case runErr == nil:
 		doc.Status = "done"
+	case errors.As(runErr, &na):
+		doc.Status = "needs_action"
 	case errors.Is(runErr, engine.ErrApprovalNeeded):
 		doc.Status = "approval_needed"
 		doc.Next = "npmir resume --state " + store.Path() + " --yes"

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/npmir/npmir/internal/engine"
 	"github.com/npmir/npmir/internal/incident"
@@ -18,11 +19,12 @@ const (
 	ExitApproval  = 3 // a step needs approval and there is no terminal: re-run with --yes
 	ExitAuth      = 4 // authentication or authorization failed (token, OTP)
 	ExitResumable = 5 // stopped part-way (Ctrl-C, SIGTERM): re-run or `npmir resume`
+	ExitManual    = 6 // done, but some ops need a person (listed as manual in the report)
 )
 
 const exitCodesHelp = `npmir exit codes (stable; scripts and SOAR playbooks may rely on them):
 
-  0  done: every op in the plan is done (or needs a person, listed in the report);
+  0  done: every op in the plan is done;
      for plan, status and validate: the command worked; for inventory: every file
      was read and none pins, lists, installs or admits a bad version
   1  error: registry unreachable, an op failed, state file unreadable or locked;
@@ -37,6 +39,10 @@ const exitCodesHelp = `npmir exit codes (stable; scripts and SOAR playbooks may 
      or wants a one-time password (pass --otp CODE or set NPMIR_NPM_OTP)
   5  stopped part-way (Ctrl-C or SIGTERM): resumable; re-run the same command or
      ` + "`npmir resume --incident ID`" + `
+  6  done as far as npmir can go, but some ops need a person: a tag with no
+     known-good version, a package whose only owner is the compromised account, a
+     route the registry does not serve, a login session still live. They are listed
+     as "manual" in the report (status needs_action); containment is not complete
 
 With --output json the document's "exit_code" field carries the same number.
 `
@@ -57,7 +63,10 @@ func ExitCode(err error) int {
 		nue *npmreg.UsageError
 		rbp runbook.Problems
 	)
+	var na *needsActionError
 	switch {
+	case errors.As(err, &na):
+		return ExitManual
 	case errors.Is(err, engine.ErrInterrupted), errors.Is(err, context.Canceled):
 		return ExitResumable
 	case errors.Is(err, engine.ErrApprovalNeeded):
@@ -68,4 +77,11 @@ func ExitCode(err error) int {
 		return ExitUsage
 	}
 	return ExitError
+}
+
+// needsActionError is a run that did all it could while some ops need a person (exit 6).
+type needsActionError struct{ n int }
+
+func (e *needsActionError) Error() string {
+	return fmt.Sprintf("%d op(s) need a person: they are listed as manual in the report; containment is not complete until they are done", e.n)
 }

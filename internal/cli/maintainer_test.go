@@ -87,7 +87,7 @@ func TestContainMaintainerBlastRadius(t *testing.T) {
 	w := newMaintainerWorld(t, sim.ScenarioOptions{})
 	sc := w.sc
 	r := run(t, w.env, append(w.args(), "--output", "json")...)
-	if r.code != 0 {
+	if r.code != ExitManual {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	d := r.doc(t)
@@ -162,7 +162,7 @@ func TestContainMaintainerBlastRadius(t *testing.T) {
 	// A second run changes nothing.
 	w.reg.ResetStats()
 	again := run(t, w.env, w.args()...)
-	if again.code != 0 {
+	if again.code != ExitManual {
 		t.Fatalf("second run exit %d: %s", again.code, again.stderr)
 	}
 	if ch := w.reg.Stats().Changed; len(ch) != 0 {
@@ -176,7 +176,7 @@ func TestContainMaintainerKillResumeConverges(t *testing.T) {
 	t.Parallel()
 	o := sim.ScenarioOptions{Packages: 60, Affected: 12, LastOwner: 3}
 	ref := newMaintainerWorld(t, o)
-	if r, _ := runBin(t, ref.env, ref.args()...); r.code != 0 {
+	if r, _ := runBin(t, ref.env, ref.args()...); r.code != ExitManual {
 		t.Fatalf("reference run: exit %d\n%s", r.code, r.stderr)
 	}
 	want := ref.snapshot()
@@ -191,7 +191,7 @@ func TestContainMaintainerKillResumeConverges(t *testing.T) {
 			}
 			delete(w.env, "NPMIR_FAULT")
 			res, _ := runBin(t, w.env, w.args()...) // re-running the same command resumes
-			if res.code != 0 {
+			if res.code != ExitManual {
 				t.Fatalf("resume: exit %d\n%s", res.code, res.stderr)
 			}
 			if got := w.snapshot(); got != want {
@@ -230,7 +230,7 @@ func TestContainMaintainerUnderRateLimiting(t *testing.T) {
 	w := newMaintainerWorld(t, sim.ScenarioOptions{Packages: 24, Affected: 6, LastOwner: 2, OldTokens: 2})
 	w.reg.SetRateLimit(sim.RateLimit{Fraction: 0.3, RetryAfter: 1})
 	r := run(t, w.env, append(w.args("--concurrency", "32"), "--output", "json")...)
-	if r.code != 0 {
+	if r.code != ExitManual {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
 	st := w.reg.Stats()

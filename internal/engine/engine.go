@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/npmir/npmir/internal/npmreg"
 	"github.com/npmir/npmir/internal/runbook"
 	"github.com/npmir/npmir/internal/state"
 	"github.com/npmir/npmir/internal/steps"
@@ -197,7 +198,7 @@ func runnable(f *state.File, st state.Step) []*state.Op {
 }
 
 // Apply runs every op not yet done, in stage order, recording progress in store and audit.
-func (e *Engine) Apply(ctx context.Context, store *state.Store, audit *state.Audit) error {
+func (e *Engine) Apply(ctx context.Context, store *state.Store, audit *state.Audit) (err error) {
 	if e.Env.Fault == nil {
 		e.Env.Fault = e.Fault.Hit
 	}
@@ -206,7 +207,13 @@ func (e *Engine) Apply(ctx context.Context, store *state.Store, audit *state.Aud
 	progress := audit.Progress()
 	store.Note(func(f *state.File) { state.Reconcile(f, progress) })
 	store.Checkpoints(250 * time.Millisecond)
-	defer store.Flush()
+	defer func() {
+		// A state file that could not be written must not pass silently: the audit log
+		// still holds everything, and a resume rebuilds the file from it.
+		if ferr := store.Flush(); ferr != nil && err == nil {
+			err = &recordError{ferr}
+		}
+	}()
 	f := store.File()
 	var stages []string
 	for _, st := range f.Steps {
@@ -297,9 +304,9 @@ func (e *Engine) runStage(ctx context.Context, store *state.Store, audit *state.
 		limit = 8
 	}
 	var (
-		mu       sync.Mutex
-		failed   []*state.Op
-		firstErr error
+		mu     sync.Mutex
+		failed []*state.Op
+		errs   = map[string]error{}
 	)
 	g := new(errgroup.Group)
 	g.SetLimit(limit)
@@ -322,9 +329,7 @@ func (e *Engine) runStage(ctx context.Context, store *state.Store, audit *state.
 				}
 				mu.Lock()
 				failed = append(failed, op)
-				if firstErr == nil {
-					firstErr = err
-				}
+				errs[op.ID] = err
 				mu.Unlock()
 				if !continueOnError[op.Step] {
 					return nil // later ops of this package wait for the resume
@@ -340,15 +345,28 @@ func (e *Engine) runStage(ctx context.Context, store *state.Store, audit *state.
 		return ErrInterrupted
 	}
 	var blocking []*state.Op
+	var cause error
 	for _, op := range failed {
-		if !continueOnError[op.Step] {
-			blocking = append(blocking, op)
+		if continueOnError[op.Step] {
+			continue
+		}
+		blocking = append(blocking, op)
+		// The cause reported (and its exit code) is stable: an authentication failure
+		// first, else the first blocking op in plan order.
+		if err := errs[op.ID]; cause == nil || (errors.Is(err, npmreg.ErrAuth) || errors.Is(err, npmreg.ErrOTPRequired)) && !errors.Is(cause, npmreg.ErrAuth) && !errors.Is(cause, npmreg.ErrOTPRequired) {
+			cause = err
 		}
 	}
 	if len(blocking) > 0 {
-		return &OpsFailedError{Stage: stage, Ops: blocking, Err: firstErr}
+		slices.SortFunc(blocking, func(a, b *state.Op) int { return cmpIndex(f, a, b) })
+		return &OpsFailedError{Stage: stage, Ops: blocking, Err: cause}
 	}
 	return nil
+}
+
+// cmpIndex orders two ops by their place in the plan.
+func cmpIndex(f *state.File, a, b *state.Op) int {
+	return slices.Index(f.Ops, a) - slices.Index(f.Ops, b)
 }
 
 // recordError is a failure to write the state file or the audit log: the run cannot go on
@@ -374,9 +392,10 @@ func (e *Engine) runOp(ctx context.Context, store *state.Store, audit *state.Aud
 	opCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 	defer cancel()
 
-	if op.Status == state.Started {
-		// Interrupted mid-op (the audit log says started, nothing after): find out whether
-		// the write landed before doing it again.
+	if op.Status == state.Started || op.Status == state.Failed {
+		// Interrupted mid-op (the audit log says started, nothing after), or failed with an
+		// answer that may have been lost after the write landed: find out before doing it
+		// again, so the record says who changed what.
 		res, landed, err := kind.Check(opCtx, e.Env, sop)
 		if err != nil {
 			return e.fail(store, audit, op, fmt.Errorf("check whether %s landed: %w", op.ID, err))

@@ -247,6 +247,15 @@ func (s *Spec) DefaultIDKey() string {
 	return strings.Join(parts, " ") + "|" + since + "|" + strings.Join(kg, ",") + "|" + s.Maintainer
 }
 
+// IsAbsoluteTime reports whether s names a fixed instant (RFC 3339 or a date), not a duration ago.
+func IsAbsoluteTime(s string) bool {
+	if _, err := time.Parse(time.RFC3339, s); err == nil {
+		return true
+	}
+	_, err := time.Parse("2006-01-02", s)
+	return err == nil
+}
+
 // ParseTime accepts RFC 3339, a date (midnight UTC), or a duration ago ("36h", "2d").
 func ParseTime(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {

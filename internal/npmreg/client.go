@@ -80,13 +80,25 @@ func New(o Options) (*Client, error) {
 		}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 64
-		hc = &http.Client{Timeout: timeout, Transport: tr}
+		hc = &http.Client{Timeout: timeout, Transport: tr, CheckRedirect: keepAuthOnSameScheme}
 	}
 	return &Client{
 		base: u, token: o.Token, http: hc, otp: o.OTP,
 		Retries: 5, MaxBackoff: 30 * time.Second, UserAgent: "npmir",
 		sleep: sleepCtx,
 	}, nil
+}
+
+// keepAuthOnSameScheme follows redirects but drops the token when one changes the scheme (Go
+// already drops it when the host changes): an https registry must not hand it to http.
+func keepAuthOnSameScheme(req *http.Request, via []*http.Request) error {
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	if req.URL.Scheme != via[0].URL.Scheme {
+		req.Header.Del("Authorization")
+	}
+	return nil
 }
 
 // IsLoopback reports whether host names this machine.
@@ -207,7 +219,7 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 			}
 			return nil
 		}
-		herr := &HTTPError{Method: r.method, URL: c.Redact(target), Status: resp.StatusCode, Body: c.Redact(snippet(body))}
+		herr := &HTTPError{Method: r.method, URL: c.Redact(target), Status: resp.StatusCode, Body: snippet(c.Redact(string(body)))}
 		if resp.StatusCode == http.StatusUnauthorized && isOTPChallenge(resp, body) {
 			herr.OTPRequired = true
 			c.otpMu.Lock()
@@ -294,8 +306,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
+// snippet shortens a response body for an error message. Callers redact first: a cut could
+// leave part of a secret the redaction no longer recognises.
+func snippet(body string) string {
+	s := strings.TrimSpace(body)
 	if len(s) > 300 {
 		s = s[:300] + "…"
 	}

@@ -121,7 +121,8 @@ func (c *Client) Whoami(ctx context.Context, token string) (string, error) {
 }
 
 // Tarball opens a version's tarball. The token is sent only when the tarball lives on the
-// registry's own host: a packument can point anywhere, and a token must not follow it. Like every
+// registry's own host and scheme: a packument can point anywhere, and a token must not follow it
+// (nor go out over plain http because a packument said so). Like every
 // read, it is retried on 429, 5xx and connection errors.
 func (c *Client) Tarball(ctx context.Context, tarballURL string) (io.ReadCloser, error) {
 	u, err := url.Parse(tarballURL)
@@ -137,7 +138,7 @@ func (c *Client) Tarball(ctx context.Context, tarballURL string) (io.ReadCloser,
 			return nil, err
 		}
 		req.Header.Set("User-Agent", c.UserAgent)
-		if c.token != "" && u.Host == c.base.Host {
+		if c.token != "" && u.Host == c.base.Host && u.Scheme == c.base.Scheme {
 			req.Header.Set("Authorization", "Bearer "+c.token)
 		}
 		if c.OnRequest != nil {
@@ -164,7 +165,7 @@ func (c *Client) Tarball(ctx context.Context, tarballURL string) (io.ReadCloser,
 			}
 			continue
 		}
-		return nil, &HTTPError{Method: http.MethodGet, URL: u.Redacted(), Status: resp.StatusCode, Body: c.Redact(snippet(b))}
+		return nil, &HTTPError{Method: http.MethodGet, URL: u.Redacted(), Status: resp.StatusCode, Body: snippet(c.Redact(string(b)))}
 	}
 }
 

@@ -44,7 +44,8 @@ type Audit struct {
 	pending [][]byte
 	// progress is each op's latest record and how often it started: what Reconcile restores
 	// after a crash, and how a resume knows an op is done without asking the registry again.
-	progress map[string]OpProgress
+	progress     map[string]OpProgress
+	planIncident string // the incident of the latest plan record
 }
 
 // OpProgress is what the audit log says of one op.
@@ -173,11 +174,16 @@ func readChain(r io.Reader) ([]AuditRecord, string, error) {
 	return recs, prev, nil
 }
 
-// note remembers an op's latest progress record.
+// note remembers an op's latest progress record. A "plan" record starts a new plan: what came
+// before it (a state file moved aside, an earlier incident in the same folder) says nothing about
+// the new plan's ops, whose ids may repeat (a second wave moving the same tag again).
 func (a *Audit) note(r AuditRecord) {
 	switch r.Event {
+	case "plan":
+		a.progress = map[string]OpProgress{}
+		a.planIncident = r.Incident
 	case "started", "done", "failed", "manual":
-		if r.Op == "" {
+		if r.Op == "" || (a.planIncident != "" && r.Incident != a.planIncident) {
 			return
 		}
 		p := a.progress[r.Op]

@@ -243,3 +243,30 @@ func TestNoteReachesTheFileAtFlushAndCheckpoints(t *testing.T) {
 		t.Fatal("Close lost a noted change")
 	}
 }
+
+// Records of an earlier plan (a state file moved aside and the incident started over) must not
+// mark the new plan's ops done: their ids may repeat.
+func TestReconcileIgnoresRecordsBeforeTheLatestPlan(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	a, _ := OpenAudit(path)
+	yes := true
+	for _, r := range []AuditRecord{
+		{Event: "plan", Incident: "inc"}, {Event: "started", Op: "tag", Incident: "inc"}, {Event: "done", Op: "tag", Incident: "inc", Changed: &yes},
+		{Event: "plan", Incident: "inc"}, {Event: "started", Op: "other", Incident: "someone-else"},
+	} {
+		if err := a.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := a.DoneRecord("tag"); ok {
+		t.Error("a done record of the earlier plan counts for the new one")
+	}
+	a.Close()
+	p, _ := ProgressOf(path)
+	f := newFile()
+	f.Ops = []*Op{{ID: "tag", Status: Pending}, {ID: "other", Status: Pending}}
+	if n := Reconcile(f, p); n != 0 || f.Ops[0].Status != Pending {
+		t.Errorf("Reconcile applied old records: %d changed, tag %s", n, f.Ops[0].Status)
+	}
+}

@@ -291,6 +291,16 @@ func (revokeTokens) Apply(ctx context.Context, env *Env, op Op) (Result, error) 
 	if p.Key == "" {
 		return verifyLeaked(ctx, env)
 	}
+	// The plan checked who npmir is; a resume may run with another token. The registry lists
+	// and revokes only the caller's tokens, so under another account a DELETE answers 404 and
+	// would read as "already revoked": a false all-clear.
+	if err := env.loggedInAs(ctx, p.User); err != nil {
+		return Result{}, err
+	}
+	if npmreg.TokenMatches(p.Listed, env.NPM.Token()) {
+		return Result{Summary: fmt.Sprintf("token %s is the one npmir is using now", p.Listed),
+			Manual: fmt.Sprintf("revoke it yourself once the incident is over: npm token revoke %s", p.Key)}, nil
+	}
 	env.Fault("mid")
 	changed, err := env.NPM.RevokeToken(ctx, p.Key)
 	if err != nil {
@@ -343,6 +353,9 @@ func (revokeTokens) Check(ctx context.Context, env *Env, op Op) (Result, bool, e
 	}
 	if p.Key == "" {
 		return Result{}, false, nil // a read-only check: just run it again
+	}
+	if err := env.loggedInAs(ctx, p.User); err != nil {
+		return Result{}, false, err
 	}
 	tokens, err := env.NPM.Tokens(ctx)
 	if err != nil {
@@ -468,6 +481,18 @@ func (env *Env) target(name string) *Target {
 		if t.Name == name {
 			return t
 		}
+	}
+	return nil
+}
+
+// loggedInAs fails unless npmir's token authenticates as user (asked once per run).
+func (env *Env) loggedInAs(ctx context.Context, user string) error {
+	env.whoamiOnce.Do(func() { env.whoami, env.whoamiErr = env.NPM.Whoami(ctx, "") })
+	if env.whoamiErr != nil {
+		return fmt.Errorf("who is npmir logged in as: %w", env.whoamiErr)
+	}
+	if env.whoami != user {
+		return fmt.Errorf("%w: npmir is logged in as %q, not the compromised account %s; the registry lists and revokes only the caller's own tokens, so run this with %s's token", npmreg.ErrAuth, env.whoami, user, user)
 	}
 	return nil
 }

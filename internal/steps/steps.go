@@ -116,6 +116,9 @@ type Env struct {
 	evidenceOnce sync.Once
 	evidence     *state.EvidenceStore
 	evidenceErr  error
+	whoamiOnce   sync.Once
+	whoami       string
+	whoamiErr    error
 	// IncludeSuspicious freezes versions found since T that verify finds only suspicious
 	// (--yes); otherwise Confirm asks, when a terminal is there.
 	IncludeSuspicious bool

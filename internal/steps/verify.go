@@ -2,6 +2,8 @@ package steps
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/npmir/npmir/internal/forensics"
+	"github.com/npmir/npmir/internal/npmreg"
 	"github.com/npmir/npmir/internal/runbook"
 	"github.com/npmir/npmir/internal/state"
 )
@@ -100,9 +103,21 @@ func (verify) Plan(ctx context.Context, env *Env, step Step) (StepPlan, error) {
 				sp.Notes = append(sp.Notes, fmt.Sprintf("%s@%s: published since T but clean: left alone (name it as %s@%s to freeze it anyway)", t.Name, vr.Version, t.Name, vr.Version))
 			}
 		}
+		// The version the freeze would fall back to must not carry an incident's indicators
+		// itself (forensics checks it while diffing against it).
+		for _, f := range rep.Findings {
+			if f.RuleID == "metadata.known-good-matches-ioc" && t.KnownGood != "" {
+				if t.KnownGoodFrom == "override" {
+					sp.Notes = append(sp.Notes, fmt.Sprintf("%s: your --known-good %s matches incident indicators (%s); used because you chose it", t.Name, t.KnownGood, f.Match))
+					continue
+				}
+				sp.Notes = append(sp.Notes, fmt.Sprintf("%s: the derived known-good %s matches incident indicators (%s): not used; tags on bad versions need a person (or --known-good)", t.Name, t.KnownGood, f.Match))
+				t.KnownGood, t.KnownGoodFrom = "", "rejected"
+			}
+		}
 		if len(keep) != len(t.Bad) {
 			t.Bad = keep
-			if t.KnownGoodFrom != "override" {
+			if t.KnownGoodFrom == "derived" {
 				t.KnownGood, t.KnownGoodFrom = "", ""
 				if kg, ok := t.Packument.LastKnownGood(t.Bad); ok {
 					t.KnownGood, t.KnownGoodFrom = kg, "derived"
@@ -178,6 +193,13 @@ func (verify) Apply(ctx context.Context, env *Env, op Op) (Result, error) {
 		return Result{Changed: true, Summary: fmt.Sprintf("preserved the packument of %s: %s (sha256 %s)", p.Package, path, sum)}, nil
 	}
 	body, err := env.NPM.Tarball(ctx, p.URL)
+	var he *npmreg.HTTPError
+	if errors.As(err, &he) && he.Status >= 400 && he.Status < 500 && he.Status != http.StatusTooManyRequests && !errors.Is(err, npmreg.ErrAuth) {
+		// The registry no longer serves it (pulled by npm, unpublished): nothing to keep, and
+		// no reason to hold the freeze back. A person should know the copy is missing.
+		return Result{Summary: fmt.Sprintf("the registry no longer serves %s@%s (%d)", p.Package, p.Version, he.Status),
+			Manual: "no copy could be preserved; ask the registry's operators for the tarball, or take it from a mirror or a CI cache, before those are purged"}, nil
+	}
 	if err != nil {
 		return Result{}, fmt.Errorf("download %s@%s: %w", p.Package, p.Version, err)
 	}
