@@ -3,8 +3,8 @@ package steps
 import (
 	"context"
 	"errors"
-	"net/http"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
