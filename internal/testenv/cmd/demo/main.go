@@ -53,20 +53,42 @@ func run() error {
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		return cmd.Run()
 	}
-	if err := npmir("plan", "demo-pkg@1.1.1", "--incident", "demo-001"); err != nil {
+	if err := npmir("verify", "demo-pkg@1.1.1", "--incident", "demo-001"); err != nil {
 		return err
 	}
-	if err := npmir("contain", "demo-pkg@1.1.1", "--incident", "demo-001", "--yes"); err != nil {
+	if err := npmir("plan", "demo-pkg@1.1.1", "--incident", "demo-001", "--output", "markdown"); err != nil {
+		return err
+	}
+	if err := npmir("contain", "demo-pkg@1.1.1", "--incident", "demo-001", "--yes", "--output", "markdown"); err != nil {
 		return err
 	}
 	show(s, work, "npm view demo-pkg dist-tags (after)", "view", "demo-pkg", "dist-tags")
 	show(s, work, "npm view demo-pkg@1.1.1 deprecated (after)", "view", "demo-pkg@1.1.1", "deprecated")
-	say("Re-running the same contain changes nothing:")
-	if err := npmir("contain", "demo-pkg@1.1.1", "--incident", "demo-001", "--yes"); err != nil {
+	say("Re-running the same contain changes nothing (every op reported done):")
+	if err := npmir("contain", "demo-pkg@1.1.1", "--incident", "demo-001", "--yes", "--output", "json"); err != nil {
 		return err
 	}
+	// A consumer that locked the bad version before the freeze: inventory finds it (exit 1).
+	app := filepath.Join(work, "consumer-app")
+	if err := os.MkdirAll(app, 0o755); err != nil {
+		return err
+	}
+	lock := `{"name":"consumer-app","lockfileVersion":3,"requires":true,"packages":{"":{"name":"consumer-app","dependencies":{"demo-pkg":"^1.1.0"}},"node_modules/demo-pkg":{"version":"1.1.1"}}}`
+	if err := os.WriteFile(filepath.Join(app, "package-lock.json"), []byte(lock), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(app, "package.json"), []byte(`{"name":"consumer-app","dependencies":{"demo-pkg":"^1.1.0"}}`), 0o644); err != nil {
+		return err
+	}
+	say("$ npmir inventory --incident demo-001 consumer-app   (exit 1 means consumers were found)")
+	inv := exec.CommandContext(ctx, bin, "inventory", "--incident", "demo-001", app)
+	inv.Dir = work
+	inv.Env = append(os.Environ(), "NPMIR_STATE_DIR="+filepath.Join(work, ".npmir"))
+	inv.Stdout, inv.Stderr = os.Stdout, os.Stderr
+	_ = inv.Run()
 	audit, _ := os.ReadFile(filepath.Join(work, ".npmir", "demo-001", "audit.jsonl"))
 	say(fmt.Sprintf("The audit log has %d hash-chained lines. Stopping Verdaccio and cleaning up.", strings.Count(string(audit), "\n")))
+	say("Next: `bin/npmir rehearse` runs the whole runbook against a simulated worm incident (300 packages: --packages 300 --affected 40).")
 	return nil
 }
 
