@@ -253,7 +253,7 @@ func (w *world) contain(b *testing.B) measure {
 	code := cli.Run(context.Background(), w.args, f)
 	wall := time.Since(start)
 	writes := watch.stop()
-	if code != 0 {
+	if code != cli.ExitOK && code != cli.ExitManual { // sole-owner packages and the live session need a person
 		b.Fatalf("contain exited %d\nstderr: %.2000s\nstdout: %.2000s", code, errOut.String(), out.String())
 	}
 	st := w.reg.Stats()
