@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -465,20 +466,7 @@ func inventoryOutcome(io *IOStreams, res *inventory.Result, out InventoryOutput,
 }
 
 func firstFiles(set map[string]bool) string {
-	if len(set) == 0 {
-		return ""
-	}
-	files := make([]string, 0, len(set))
-	for f := range set {
-		files = append(files, f)
-	}
-	sort.Strings(files)
-	const few = 3
-	s := " (" + strings.Join(files[:min(few, len(files))], ", ")
-	if len(files) > few {
-		s += fmt.Sprintf(", +%d more", len(files)-few)
-	}
-	return s + ")"
+	return inventory.Abbreviate(slices.Collect(maps.Keys(set)), 3)
 }
 
 // InventoryMergeOptions are the inputs of `npmir inventory merge`.

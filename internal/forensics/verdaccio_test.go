@@ -5,10 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -166,18 +163,8 @@ func publishWithDigestsOf(ctx context.Context, s *verdaccio.Server, p npmpkg.Pac
 	man := doc["versions"].(map[string]any)[p.Version].(map[string]any)
 	dist := man["dist"].(map[string]any)
 	dist["integrity"] = integrity
-	body, _ := json.Marshal(doc)
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, s.URL+npmreg.PathEscape(p.Name), bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.Token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("publish %s@%s with foreign digests: verdaccio said %d %s", p.Name, p.Version, resp.StatusCode, b)
+	if err := s.PublishDocument(ctx, p.Name, doc); err != nil {
+		return fmt.Errorf("publish %s@%s with foreign digests: %w", p.Name, p.Version, err)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -345,4 +346,19 @@ func WriteSARIF(w io.Writer, r *Result) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(log)
+}
+
+// Abbreviate renders a few of files for a one-line summary: " (a, b, c, +4 more)", sorted; ""
+// when there are none.
+func Abbreviate(files []string, few int) string {
+	if len(files) == 0 {
+		return ""
+	}
+	files = slices.Clone(files)
+	slices.Sort(files)
+	s := " (" + strings.Join(files[:min(few, len(files))], ", ")
+	if len(files) > few {
+		s += fmt.Sprintf(", +%d more", len(files)-few)
+	}
+	return s + ")"
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/npmir/npmir/internal/inventory"
@@ -188,9 +187,6 @@ func inventoryResult(p inventoryParams, res *inventory.Result, incident string) 
 
 // few lists the first files of a set, relative to the scanned path as the runbook wrote it.
 func (p inventoryParams) few(set map[string]bool) string {
-	if len(set) == 0 {
-		return ""
-	}
 	files := make([]string, 0, len(set))
 	for f := range set {
 		if rel, err := filepath.Rel(p.Abs, f); err == nil && rel != "." && !strings.HasPrefix(rel, "..") {
@@ -198,13 +194,7 @@ func (p inventoryParams) few(set map[string]bool) string {
 		}
 		files = append(files, f)
 	}
-	sort.Strings(files)
-	const n = 3
-	s := " (" + strings.Join(files[:min(n, len(files))], ", ")
-	if len(files) > n {
-		s += fmt.Sprintf(", +%d more", len(files)-n)
-	}
-	return s + ")"
+	return inventory.Abbreviate(files, 3)
 }
 
 func targetSet(specs []string) *inventory.Targets {

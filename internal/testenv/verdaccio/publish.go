@@ -19,11 +19,16 @@ import (
 // Publish puts one version the way `npm publish --tag tag` does, over HTTP (fast: seeding many
 // packages with the npm client would take a second each).
 func (s *Server) Publish(ctx context.Context, p npmpkg.Package, tag string) error {
-	body, err := json.Marshal(p.PublishDocument(s.URL, tag))
+	return s.PublishDocument(ctx, p.Name, p.PublishDocument(s.URL, tag))
+}
+
+// PublishDocument PUTs a publish document as is (tests tamper with one before sending it).
+func (s *Server) PublishDocument(ctx context.Context, name string, doc map[string]any) error {
+	body, err := json.Marshal(doc)
 	if err != nil {
 		return err
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, s.URL+npmreg.PathEscape(p.Name), bytes.NewReader(body))
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPut, s.URL+npmreg.PathEscape(name), bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+s.Token)
 	resp, err := http.DefaultClient.Do(req)
@@ -33,7 +38,7 @@ func (s *Server) Publish(ctx context.Context, p npmpkg.Package, tag string) erro
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(resp.Body)
-		return fmt.Errorf("publish %s@%s: verdaccio said %d %s", p.Name, p.Version, resp.StatusCode, b)
+		return fmt.Errorf("publish %s: verdaccio said %d %s", name, resp.StatusCode, b)
 	}
 	return nil
 }
