@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -83,6 +84,8 @@ func resumeRun(ctx context.Context, opts *ResumeOptions, want *incident.Spec) er
 	ro := opts.Registry
 	if ro.Registry == "" {
 		ro.Registry = file.Registry
+	} else if file.Registry != "" && strings.TrimSuffix(ro.Registry, "/") != strings.TrimSuffix(file.Registry, "/") {
+		opts.IO.Printf("warning: --registry %s differs from the registry this incident was planned against (%s)\n", ro.Registry, file.Registry)
 	}
 	client, token, err := f.NPM(ro)
 	if err != nil {

@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -56,6 +58,8 @@ func statusRun(opts *StatusOptions) error {
 	// The state file is a checkpoint; the audit log has every op's latest progress.
 	if progress, err := state.ProgressOf(filepath.Join(filepath.Dir(opts.StatePath), "audit.jsonl")); err == nil {
 		state.Reconcile(f, progress)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		opts.IO.Printf("warning: the audit log could not be read (%v); showing the state file's last checkpoint, which may lag\n", err)
 	}
 	doc := report.Build(f, "status")
 	doc.StateFile = opts.StatePath

@@ -31,6 +31,7 @@ type Client struct {
 	OTPPrompt func(ctx context.Context) (string, error)
 	otpMu     sync.Mutex
 	otp       string
+	promptMu  sync.Mutex // one OTP prompt at a time
 
 	// Retries bounds retries of one request on 429/5xx and connection errors.
 	Retries int
@@ -175,15 +176,17 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		if tok != "" {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
+		sentOTP := ""
 		if r.write {
 			if hook, ok := ctx.Value(beforeWriteKey{}).(func()); ok {
 				hook()
 			}
 			c.otpMu.Lock()
-			if c.otp != "" {
-				req.Header.Set("npm-otp", c.otp)
-			}
+			sentOTP = c.otp
 			c.otpMu.Unlock()
+			if sentOTP != "" {
+				req.Header.Set("npm-otp", sentOTP)
+			}
 		}
 		if c.OnRequest != nil {
 			c.OnRequest(r.method, req.URL.EscapedPath())
@@ -222,12 +225,16 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		herr := &HTTPError{Method: r.method, URL: c.Redact(target), Status: resp.StatusCode, Body: snippet(c.Redact(string(body)))}
 		if resp.StatusCode == http.StatusUnauthorized && isOTPChallenge(resp, body) {
 			herr.OTPRequired = true
+			// One prompt for all: concurrent ops challenged at once wait here, and those that
+			// find a code newer than the one they sent retry with it instead of asking again.
+			c.promptMu.Lock()
 			c.otpMu.Lock()
-			haveOTP := c.otp != ""
+			cur := c.otp
 			c.otpMu.Unlock()
-			if haveOTP && !r.write {
-				// A challenged read: npm's client retries any challenged request with the
-				// code, not only writes.
+			if cur != "" && (cur != sentOTP || !r.write) {
+				c.promptMu.Unlock()
+				// A challenged read, or a code someone else just entered: npm's client
+				// retries any challenged request with the code, not only writes.
 				r.write = true
 				continue
 			}
@@ -235,14 +242,17 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 				promptedOTP = true
 				code, perr := c.OTPPrompt(ctx)
 				if perr != nil {
+					c.promptMu.Unlock()
 					return perr
 				}
 				c.otpMu.Lock()
 				c.otp = code
 				c.otpMu.Unlock()
+				c.promptMu.Unlock()
 				r.write = true // the code goes on the retried request whatever its method
 				continue
 			}
+			c.promptMu.Unlock()
 			return herr
 		}
 		// 429 means the registry refused before doing anything: safe to retry even a write.

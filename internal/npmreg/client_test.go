@@ -3,6 +3,7 @@ package npmreg
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -193,5 +194,34 @@ func TestLastKnownGood(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("%s: got %q %v, want %q %v", tc.name, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// Ops challenged for a one-time password at once share one prompt.
+func TestConcurrentOTPChallengesAskOnce(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("npm-otp") != "654321" {
+			w.Header().Set("WWW-Authenticate", "OTP")
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	c, _ := fastClient(t, srv.URL, "tok")
+	var asked atomic.Int32
+	c.OTPPrompt = func(context.Context) (string, error) { asked.Add(1); return "654321", nil }
+	errs := make(chan error, 10)
+	for i := range 10 {
+		go func() { errs <- c.SetDistTag(context.Background(), "x", fmt.Sprint("t", i), "1.0.0") }()
+	}
+	for range 10 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("asked %d times, want once", n)
 	}
 }

@@ -93,6 +93,8 @@ type Param struct {
 	Type     string // "string", "bool", "int", "strings"
 	Required bool
 	Doc      string
+	// Enum, when set, lists the values a string parameter may take.
+	Enum []string
 }
 
 // KindInfo is what validation needs to know of a step kind.
@@ -274,6 +276,8 @@ func checkParams(step *Step, with *yaml.Node, info KindInfo, add func(int, strin
 			}
 			if msg := typeMismatch(p.Type, step.With[k.Value]); msg != "" {
 				add(with.Content[i+1].Line, "step %q: parameter %q %s", step.ID, k.Value, msg)
+			} else if v, _ := step.With[k.Value].(string); len(p.Enum) > 0 && !slices.Contains(p.Enum, v) {
+				add(with.Content[i+1].Line, "step %q: parameter %q is %q; use one of %s", step.ID, k.Value, v, strings.Join(p.Enum, ", "))
 			}
 		}
 	}

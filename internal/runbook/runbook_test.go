@@ -12,7 +12,7 @@ func lookup(uses string) (KindInfo, bool) {
 	case "npm.rollback-dist-tags":
 		return KindInfo{Params: []Param{{Name: "tags", Type: "strings"}}}, true
 	case "needs.param":
-		return KindInfo{Params: []Param{{Name: "url", Type: "string", Required: true}}}, true
+		return KindInfo{Params: []Param{{Name: "url", Type: "string", Required: true}, {Name: "mode", Type: "string", Enum: []string{"a", "b"}}}}, true
 	}
 	return KindInfo{}, false
 }
@@ -63,6 +63,7 @@ stages:
         uses: needs.param
         approval: maybe
         colour: blue
+        with: { mode: c }
 `
 	_, ps := Parse([]byte(src), "mine.yaml", lookup)
 	want := []string{
@@ -73,6 +74,7 @@ stages:
 		`mine.yaml:19: approval is "maybe"; use required or none`,
 		`mine.yaml:20: unknown step field "colour"`,
 		`mine.yaml:17: step "param": needs.param needs parameter "url"`,
+		`mine.yaml:21: step "param": parameter "mode" is "c"; use one of a, b`,
 	}
 	got := ps.Error()
 	for _, w := range want {

@@ -28,7 +28,7 @@ func init() {
 
 const needMaintainer = "no compromised account named: pass --maintainer USER to revoke its reach"
 
-var scopeParam = runbook.Param{Name: "scope", Type: "string", Doc: "affected (packages with versions since T, the default) or all (every package the account can publish)"}
+var scopeParam = runbook.Param{Name: "scope", Type: "string", Enum: []string{"affected", "all"}, Doc: "affected (packages with versions since T, the default) or all (every package the account can publish)"}
 
 // packagesInScope returns the packages a revoke step acts on.
 func packagesInScope(env *Env, step Step) ([]string, error) {

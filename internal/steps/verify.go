@@ -35,7 +35,7 @@ type verify struct{}
 func (verify) Info() Info {
 	return Info{Name: "npm.verify", Provider: "npm", Preserves: true,
 		Summary: "compare suspect versions with the last known-good, give verdicts with reasons, preserve evidence",
-		Params: []runbook.Param{{Name: "suspicious", Type: "string",
+		Params: []runbook.Param{{Name: "suspicious", Type: "string", Enum: []string{"ask", "include", "exclude"},
 			Doc: "what the freeze does with versions found since T that are only suspicious: ask (default; --yes includes them), include, or exclude"}}}
 }
 
