@@ -52,15 +52,15 @@ type OutputOptions struct {
 
 // AddFlags binds the output flags.
 func (o *OutputOptions) AddFlags(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&o.Format, "output", "o", "text", "result format: text, json or markdown")
+	cmd.Flags().StringVarP(&o.Format, "output", "o", "text", "result format: text, json, markdown or html (an after-action page)")
 	cmd.Flags().StringVar(&o.Events, "events", "", "stream one JSON line per op transition to stdout (jsonl)")
 }
 
 func (o *OutputOptions) validate() error {
 	switch o.Format {
-	case "text", "json", "markdown":
+	case "text", "json", "markdown", "html":
 	default:
-		return &usageError{fmt.Sprintf("--output %q: use text, json or markdown", o.Format)}
+		return &usageError{fmt.Sprintf("--output %q: use text, json, markdown or html", o.Format)}
 	}
 	if o.Events != "" && o.Events != "jsonl" {
 		return &usageError{fmt.Sprintf("--events %q: the only stream format is jsonl", o.Events)}
@@ -358,6 +358,8 @@ func (p *printer) final(doc *report.Document, err error) error {
 		_ = report.WriteJSON(p.io.Out, doc)
 	case p.out.Format == "markdown":
 		_ = report.WriteMarkdown(p.io.Out, doc, time.Now())
+	case p.out.Format == "html":
+		_ = report.WriteHTML(p.io.Out, doc, time.Now())
 	default:
 		_ = report.WriteText(p.io.Out, doc, report.TextOptions{TTY: p.io.OutTTY, Color: p.io.ColorOut()})
 	}

@@ -73,6 +73,8 @@ func statusRun(opts *StatusOptions) error {
 		return report.WriteJSON(opts.IO.Out, doc)
 	case "markdown":
 		return report.WriteMarkdown(opts.IO.Out, doc, opts.Factory.Now())
+	case "html":
+		return report.WriteHTML(opts.IO.Out, doc, opts.Factory.Now())
 	}
 	return report.WriteText(opts.IO.Out, doc, report.TextOptions{TTY: opts.IO.OutTTY, Color: opts.IO.ColorOut()})
 }

@@ -56,6 +56,9 @@ unless --no-evidence. Re-running adds nothing already preserved. The registry is
 			if err := opts.Output.validate(); err != nil {
 				return err
 			}
+			if opts.Output.Format == "html" {
+				return &usageError{"verify prints text, json or markdown"}
+			}
 			if len(args) == 0 {
 				return &usageError{"name at least one package: name@version, or name with --since"}
 			}

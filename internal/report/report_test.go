@@ -51,6 +51,7 @@ func TestRenderersGolden(t *testing.T) {
 		"text-pipe.golden": func(b *bytes.Buffer) error { return WriteText(b, doc, TextOptions{}) },
 		"markdown.golden":  func(b *bytes.Buffer) error { return WriteMarkdown(b, doc, time.Date(2025, 9, 9, 0, 0, 0, 0, time.UTC)) },
 		"json.golden":      func(b *bytes.Buffer) error { return WriteJSON(b, doc) },
+		"html.golden":      func(b *bytes.Buffer) error { return WriteHTML(b, doc, time.Date(2025, 9, 9, 0, 0, 0, 0, time.UTC)) },
 	}
 	for name, render := range cases {
 		var b bytes.Buffer
@@ -71,6 +72,13 @@ func TestRenderersGolden(t *testing.T) {
 		if !bytes.Equal(b.Bytes(), want) {
 			t.Errorf("%s differs from the golden file:\n%s", name, b.String())
 		}
+	}
+	// Text from a registry or a package never becomes markup.
+	evil := Build(sample(), "apply")
+	evil.Stages[0].Steps[0].Ops[0].Result.Summary = "<script>alert(1)</script>"
+	var page bytes.Buffer
+	if err := WriteHTML(&page, evil, time.Now()); err != nil || bytes.Contains(page.Bytes(), []byte("<script>")) {
+		t.Errorf("HTML does not escape: %v", err)
 	}
 	var back Document
 	var b bytes.Buffer
