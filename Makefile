@@ -28,11 +28,12 @@ test: deps
 	$(MAKE) --no-print-directory fuzz
 
 fuzz:
-	@for t in $(FUZZ_TARGETS); do \
+	@n=0; for t in $(FUZZ_TARGETS); do \
 		pkg=$${t%%:*}; fn=$${t##*:}; \
 		echo "fuzz $$fn ($$pkg, $(FUZZTIME))"; \
-		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >"$${TMPDIR:-/tmp}/npmir-fuzz-$$fn.log" 2>&1 || { cat "$${TMPDIR:-/tmp}/npmir-fuzz-$$fn.log"; exit 1; }; \
-	done
+		$(GO) test ./$$pkg -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) >"$${TMPDIR:-/tmp}/npmir-fuzz-$$fn.log" 2>&1 || { cat "$${TMPDIR:-/tmp}/npmir-fuzz-$$fn.log"; echo "fuzz: $$n passed, 1 failed"; exit 1; }; \
+		n=$$((n+1)); \
+	done; echo "fuzz: $$n passed, 0 failed"
 
 lint:
 	$(GO) vet ./...
