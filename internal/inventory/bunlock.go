@@ -100,11 +100,9 @@ func parseBunLock(data []byte, req *graphReq) ([]Package, error) {
 // bunTuple reads one package tuple. bad explains a tuple that does not start
 // with the "name@version" string; the scanner stays usable after it.
 func bunTuple(s *jsonScanner, wantGraph bool) (p Package, deps []string, bad string) {
-	if s.peek() != '[' {
-		s.skip()
+	if !s.enter('[') {
 		return p, nil, "not a tuple"
 	}
-	s.i++
 	first := true
 	idx := 0
 	for s.more(&first, ']') {
@@ -147,19 +145,15 @@ func bunTuple(s *jsonScanner, wantGraph bool) (p Package, deps []string, bad str
 
 func bunWorkspaces(s *jsonScanner) []bunWorkspace {
 	var out []bunWorkspace
-	if s.peek() != '{' {
-		s.skip()
+	if !s.enter('{') {
 		return nil
 	}
-	s.i++
 	first := true
 	for s.more(&first, '}') {
 		w := bunWorkspace{path: string(s.key())}
-		if s.peek() != '{' {
-			s.skip()
+		if !s.enter('{') {
 			continue
 		}
-		s.i++
 		f := true
 		for s.more(&f, '}') {
 			switch string(s.key()) {

@@ -74,6 +74,17 @@ func (s *jsonScanner) peek() byte {
 	return s.b[s.i]
 }
 
+// enter steps into a container that opens with c; any other value is skipped whole and enter
+// reports false (a field of an unexpected type is passed over, not an error).
+func (s *jsonScanner) enter(c byte) bool {
+	if s.peek() != c {
+		s.skip()
+		return false
+	}
+	s.i++
+	return true
+}
+
 func (s *jsonScanner) expect(c byte) bool {
 	if s.peek() != c {
 		if s.i >= len(s.b) {
@@ -393,11 +404,9 @@ func (s *jsonScanner) boolean() bool {
 // stringMap reads an object of string values, calling fn for each; non-string
 // values are skipped.
 func (s *jsonScanner) stringMap(fn func(k, v []byte)) {
-	if s.peek() != '{' {
-		s.skip()
+	if !s.enter('{') {
 		return
 	}
-	s.i++
 	first := true
 	for s.more(&first, '}') {
 		k := s.key()

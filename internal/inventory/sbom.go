@@ -38,11 +38,9 @@ func parseCycloneDX(data []byte, req *graphReq) ([]Package, error) {
 			v, _ := s.strOrSkip()
 			format = string(v)
 		case "metadata":
-			if s.peek() != '{' {
-				s.skip()
+			if !s.enter('{') {
 				continue
 			}
-			s.i++
 			f := true
 			for s.more(&f, '}') {
 				if string(s.key()) == "component" {
@@ -99,11 +97,9 @@ func parseCycloneDX(data []byte, req *graphReq) ([]Package, error) {
 }
 
 func cdxRootRef(s *jsonScanner) string {
-	if s.peek() != '{' {
-		s.skip()
+	if !s.enter('{') {
 		return ""
 	}
-	s.i++
 	ref := ""
 	f := true
 	for s.more(&f, '}') {
@@ -119,11 +115,9 @@ func cdxRootRef(s *jsonScanner) string {
 
 // cdxComponents reads a components array, recursing into nested ones.
 func cdxComponents(s *jsonScanner, pkgs []Package, refs map[string]int) []Package {
-	if s.peek() != '[' {
-		s.skip()
+	if !s.enter('[') {
 		return pkgs
 	}
-	s.i++
 	first := true
 	for s.more(&first, ']') {
 		if s.peek() != '{' {
@@ -159,18 +153,14 @@ func cdxComponents(s *jsonScanner, pkgs []Package, refs map[string]int) []Packag
 
 func cdxDependencies(s *jsonScanner) [][]string {
 	var out [][]string
-	if s.peek() != '[' {
-		s.skip()
+	if !s.enter('[') {
 		return nil
 	}
-	s.i++
 	first := true
 	for s.more(&first, ']') {
-		if s.peek() != '{' {
-			s.skip()
+		if !s.enter('{') {
 			continue
 		}
-		s.i++
 		d := []string{""}
 		f := true
 		for s.more(&f, '}') {
@@ -179,11 +169,9 @@ func cdxDependencies(s *jsonScanner) [][]string {
 				v, _ := s.strOrSkip()
 				d[0] = string(v)
 			case "dependsOn":
-				if s.peek() != '[' {
-					s.skip()
+				if !s.enter('[') {
 					continue
 				}
-				s.i++
 				af := true
 				for s.more(&af, ']') {
 					if v, ok := s.strOrSkip(); ok {
@@ -272,11 +260,9 @@ func spdxBody(s *jsonScanner, pkgs *[]Package, version *string, top bool) {
 }
 
 func spdxPackages(s *jsonScanner, pkgs *[]Package) {
-	if s.peek() != '[' {
-		s.skip()
+	if !s.enter('[') {
 		return
 	}
-	s.i++
 	first := true
 	for s.more(&first, ']') {
 		if s.peek() != '{' {
@@ -297,18 +283,14 @@ func spdxPackages(s *jsonScanner, pkgs *[]Package) {
 				v, _ := s.strOrSkip()
 				versionInfo = string(v)
 			case "externalRefs":
-				if s.peek() != '[' {
-					s.skip()
+				if !s.enter('[') {
 					continue
 				}
-				s.i++
 				af := true
 				for s.more(&af, ']') {
-					if s.peek() != '{' {
-						s.skip()
+					if !s.enter('{') {
 						continue
 					}
-					s.i++
 					var typ, loc string
 					rf := true
 					for s.more(&rf, '}') {
