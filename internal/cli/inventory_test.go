@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"github.com/npmir/npmir/internal/testenv/fstree"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -45,21 +46,6 @@ func lockV3(pairs ...string) string {
 	}
 	b.WriteString("}}\n")
 	return b.String()
-}
-
-func writeFiles(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for rel, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 func inventoryDoc(t *testing.T, r result) *inventory.Result {
@@ -163,7 +149,7 @@ const inventoryManifest = `{"name": "lib", "dependencies": {"chalk": "^5.6.0"}}`
 
 func TestInventoryFormats(t *testing.T) {
 	t.Parallel()
-	dir := writeFiles(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"app/package-lock.json":   lockV3("debug@4.4.2", "ms@2.1.3"),
 		"lib/package.json":        inventoryManifest,
 		"clean/package-lock.json": lockV3("debug@4.4.1"),
@@ -227,7 +213,7 @@ func TestInventoryFormats(t *testing.T) {
 
 func TestInventoryCleanExitsZero(t *testing.T) {
 	t.Parallel()
-	dir := writeFiles(t, map[string]string{"app/package-lock.json": lockV3("debug@4.4.1")})
+	dir := fstree.Write(t, map[string]string{"app/package-lock.json": lockV3("debug@4.4.1")})
 	r := run(t, inventoryEnv(t), "inventory", dir, "--package", "debug@4.4.2,4.4.3", "-o", "json")
 	doc := inventoryDoc(t, r)
 	if r.code != ExitOK || !doc.Clean() || len(doc.Targets) != 2 || !strings.Contains(r.stderr, "✓ clean: 1 file(s) checked") {
@@ -244,7 +230,7 @@ func TestInventoryUnreadableFileFailsTheRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := writeFiles(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"good/package-lock.json":   lockV3("debug@4.4.2"),
 		"broken/package-lock.json": string(notJSON),
 		"cut/package-lock.json":    `{"name": "x", "lockfileVersion": 3, "packages": {"node_modules/debug": {"version": "4.4.2"`,
@@ -334,7 +320,7 @@ func TestInventoryShardMergeEqualsFullScan(t *testing.T) {
 func TestInventoryAdvisoryOverBroad(t *testing.T) {
 	t.Parallel()
 	mal := filepath.Join("..", "..", "testdata", "inventory-cli", "MAL-2025-47141.json")
-	dir := writeFiles(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"bad/package-lock.json":    lockV3("@ctrl/tinycolor@4.1.1"),
 		"older/package-lock.json":  lockV3("@ctrl/tinycolor@4.0.0"),
 		"ranged/package-lock.json": lockV3("@crowdstrike/commitlint@8.1.2"),
@@ -408,7 +394,7 @@ func TestInventoryIncidentTargets(t *testing.T) {
 	}
 	writeState("inc-debug", []state.Target{{Package: "debug", Bad: []string{"4.4.2"}}, {Package: "chalk"}})
 	writeState("inc-cleared", []state.Target{{Package: "debug"}})
-	dir := writeFiles(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"a/package-lock.json": lockV3("debug@4.4.2"),
 		"b/package-lock.json": lockV3("debug@4.4.1"),
 	})
@@ -435,7 +421,7 @@ func TestInventoryIncidentTargets(t *testing.T) {
 
 func TestInventoryBadUsage(t *testing.T) {
 	t.Parallel()
-	dir := writeFiles(t, map[string]string{"package-lock.json": lockV3("debug@4.4.2")})
+	dir := fstree.Write(t, map[string]string{"package-lock.json": lockV3("debug@4.4.2")})
 	empty := t.TempDir()
 	badAdvisory := filepath.Join(t.TempDir(), "adv.json")
 	_ = os.WriteFile(badAdvisory, []byte(`{"id": "GHSA-x", "affected": [{"package": {"ecosystem": "npm", "name": "debug"}, "ranges": [{"type": "SEMVER", "events": [{"introduced": "four"}]}]}]}`), 0o644)
@@ -473,7 +459,7 @@ func TestInventoryBadUsage(t *testing.T) {
 // On a terminal a progress bar runs on stderr and is cleared; the table is aligned.
 func TestInventoryTerminal(t *testing.T) {
 	t.Parallel()
-	dir := writeFiles(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"a/package-lock.json": lockV3("debug@4.4.2"),
 		"b/package-lock.json": lockV3("debug@4.4.1"),
 		"c/package-lock.json": lockV3("ms@2.1.3"),
@@ -498,7 +484,7 @@ func TestContainStageScansConsumers(t *testing.T) {
 	name := "inv-stage-pkg"
 	seed(t, name, false)
 	e := newEnv(t)
-	dir := writeFiles(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"app/package-lock.json":    lockV3(name + "@1.1.1"),
 		"safe/package-lock.json":   lockV3(name + "@1.1.0"),
 		"broken/package-lock.json": `{"lockfileVersion": 3, "packages": {`,
@@ -539,7 +525,7 @@ func TestContainStageScansConsumers(t *testing.T) {
 // Ctrl-C: exit 5 and no document, since a partial one would read as complete.
 func TestInventoryInterruptedWritesNothing(t *testing.T) {
 	t.Parallel()
-	dir := writeFiles(t, map[string]string{"app/package-lock.json": lockV3("debug@4.4.2")})
+	dir := fstree.Write(t, map[string]string{"app/package-lock.json": lockV3("debug@4.4.2")})
 	out := filepath.Join(t.TempDir(), "inv.json")
 	var stdout, stderr bytes.Buffer
 	f := &Factory{IO: &IOStreams{In: strings.NewReader(""), Out: &stdout, ErrOut: &stderr}, Getenv: func(string) string { return "" }, Now: time.Now}

@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"context"
+	"github.com/npmir/npmir/internal/testenv/fstree"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,7 @@ import (
 
 func scanTree(t *testing.T, files map[string]string, targets []string, opts Options) (*Result, string) {
 	t.Helper()
-	dir := writeTree(t, files)
+	dir := fstree.Write(t, files)
 	ts, err := ParseTargets(targets)
 	if err != nil {
 		t.Fatal(err)
@@ -466,7 +467,7 @@ func TestScanOptions(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	dir := writeTree(t, map[string]string{"a/package-lock.json": npmV1})
+	dir := fstree.Write(t, map[string]string{"a/package-lock.json": npmV1})
 	if _, err := Scan(ctx, Options{Paths: []string{dir}, Targets: NewTargets(Target{"y", "2.0.0"})}); err == nil {
 		t.Error("a cancelled scan returned no error")
 	}
@@ -497,7 +498,7 @@ func TestScanOptions(t *testing.T) {
 
 func TestExplicitFileAnyName(t *testing.T) {
 	t.Parallel()
-	dir := writeTree(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"exports/repo-a.lock":  yarnV1,
 		"exports/deps.json":    npmWorkspaces,
 		"exports/notes.txt":    "hello",
@@ -523,7 +524,7 @@ func TestExplicitFileAnyName(t *testing.T) {
 
 func TestExtractErrorsNameFileAndLine(t *testing.T) {
 	t.Parallel()
-	dir := writeTree(t, map[string]string{"p/package-lock.json": "{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n    \"node_modules/a\": {\"version\": tru}\n  }\n}\n"})
+	dir := fstree.Write(t, map[string]string{"p/package-lock.json": "{\n  \"lockfileVersion\": 3,\n  \"packages\": {\n    \"node_modules/a\": {\"version\": tru}\n  }\n}\n"})
 	path := filepath.Join(dir, "p", "package-lock.json")
 	_, err := Extract(path)
 	if err == nil || !strings.Contains(err.Error(), path+":4: ") {

@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"encoding/json"
+	"github.com/npmir/npmir/internal/testenv/fstree"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,21 +37,6 @@ func invEnv(t *testing.T) *Env {
 			{Name: "left-alone", Bad: nil}, // verify found it clean: not a target
 		},
 	}
-}
-
-func invTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	dir := t.TempDir()
-	for rel, content := range files {
-		p := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir
 }
 
 func invStep(paths ...string) Step {
@@ -154,7 +140,7 @@ func TestInventoryApplyAndCheck(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := invEnv(t)
-	dir := invTree(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"app/package-lock.json":   invLockPinned,
 		"app/package.json":        `{"name": "app", "dependencies": {"debug": "4.4.2"}}`,
 		"lib/package.json":        `{"name": "lib", "dependencies": {"chalk": "^5.6.0"}}`,
@@ -233,7 +219,7 @@ func TestInventoryApplyIncomplete(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	env := invEnv(t)
-	dir := invTree(t, map[string]string{
+	dir := fstree.Write(t, map[string]string{
 		"app/package-lock.json":    invLockPinned,
 		"broken/package-lock.json": `{"name": "x", "lockfileVersion": 3, "packages": {"node_modules/debug": {"version": "4.4.2"`,
 		"conflict/yarn.lock":       "<<<<<<< HEAD\nchalk@^5.0.0:\n  version \"5.6.1\"\n=======\n>>>>>>> main\n",
@@ -257,7 +243,7 @@ func TestInventoryApplyIncomplete(t *testing.T) {
 func TestInventoryApplyNothingToScan(t *testing.T) {
 	t.Parallel()
 	env := invEnv(t)
-	dir := invTree(t, map[string]string{"README.md": "hello"})
+	dir := fstree.Write(t, map[string]string{"README.md": "hello"})
 	res, err := inventoryScan{}.Apply(context.Background(), env, planOne(t, env, dir))
 	if err != nil {
 		t.Fatal(err)
